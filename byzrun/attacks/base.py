@@ -1,0 +1,60 @@
+"""The attack interface.
+
+Each round the engine computes every worker's honest gradient in one batched pass, then asks the
+attack for the m Byzantine rows. Rows 0..n-m-1 of the submitted matrix are the honest workers,
+rows n-m..n-1 the Byzantine ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from byzrun.data import Data
+    from byzrun.defenses.base import Defense
+    from byzrun.engine import Engine
+
+
+@dataclass
+class AttackContext:
+    """What an attacker can see in one round."""
+
+    honest: Tensor  # [n-m, d] what the honest workers submit (momenta under worker momentum)
+    own: Tensor  # [m, d] what the corrupted workers would have submitted honestly
+    n: int
+    m: int
+    round: int
+    defense: Defense  # the server's rule, for adaptive attacks
+    engine: Engine  # model, parameters, learning rate and data, for attacks that train
+
+
+class Attack:
+    """Base class: produces the Byzantine rows [m, d] on the device of the inputs."""
+
+    #: attack=none is the only attack that makes sense with m = 0
+    needs_byzantine: bool = True
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__.lower()
+
+    def validate(self, *, n: int, m: int, data: Data) -> None:
+        """Raise ConfigError for invalid parameters, before training starts."""
+
+    def poison_batch(self, x: Tensor, y: Tensor, data: Data) -> tuple[Tensor, Tensor]:
+        """Change the Byzantine workers' batches [m, b, ...] before the gradient pass (label flip)."""
+        return x, y
+
+    def __call__(self, ctx: AttackContext) -> Tensor:
+        raise NotImplementedError
+
+    def eval_metrics(self, engine: Engine) -> dict[str, Any]:
+        """Extra columns for metrics.csv at each evaluation (e.g. backdoor accuracy)."""
+        return {}
+
+    def summary_fields(self) -> dict[str, Any]:
+        """Extra columns for summary.csv (e.g. the z actually used)."""
+        return {}

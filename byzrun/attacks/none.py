@@ -1,0 +1,16 @@
+"""No attack: the Byzantine workers behave honestly (all n workers are correct)."""
+
+from torch import Tensor
+
+from byzrun.attacks.base import Attack, AttackContext
+
+
+class NoAttack(Attack):
+    needs_byzantine = False
+
+    @property
+    def name(self) -> str:
+        return "none"
+
+    def __call__(self, ctx: AttackContext) -> Tensor:
+        return ctx.own

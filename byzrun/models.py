@@ -1,0 +1,171 @@
+"""The papers' models (see ../shared/PAPER_SETUP.md).
+
+- mlp: MNIST fully connected 784 -> 100 (ReLU) -> 10, Xavier-uniform first layer (ALIE code).
+- cnn: the CIFAR-10 network of the ALIE paper (conv 16, conv 64, fc 384-192-10).
+- wrn: WideResNet-40-4 with pre-activation basic blocks, BatchNorm, no dropout (ALIE CIFAR-100).
+
+BatchNorm: workers run in vmap, where in-place buffer updates are impossible, so every
+BatchNorm here is a WorkerBatchNorm2d: in training it normalises with the batch statistics of the
+worker's own batch and never touches its buffers. Running statistics, used only for evaluation,
+are recomputed from training samples at the current parameters right before each evaluation
+(see calibrate_batchnorm).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from byzrun.errors import ConfigError
+
+
+class WorkerBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm whose training forward is pure: per-batch statistics, no buffer updates."""
+
+    calibrating: bool = False
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            if self.calibrating:  # accumulate a cumulative average of batch statistics
+                with torch.no_grad():
+                    self.running_mean += x.mean(dim=(0, 2, 3))
+                    self.running_var += x.var(dim=(0, 2, 3), unbiased=True)
+                    self.num_batches_tracked += 1
+            return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        return F.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+        )
+
+
+@torch.no_grad()
+def calibrate_batchnorm(model: nn.Module, batches) -> None:
+    """Set every WorkerBatchNorm2d's running statistics to the average over `batches` of the
+    per-batch statistics at the current parameters (a "precise BN" estimate)."""
+    bns = [mod for mod in model.modules() if isinstance(mod, WorkerBatchNorm2d)]
+    if not bns:
+        return
+    for bn in bns:
+        bn.running_mean.zero_()
+        bn.running_var.zero_()
+        bn.num_batches_tracked.zero_()
+        bn.calibrating = True
+    was_training = model.training
+    model.train()
+    try:
+        for x in batches:
+            model(x)
+    finally:
+        for bn in bns:
+            bn.calibrating = False
+            count = max(int(bn.num_batches_tracked), 1)
+            bn.running_mean /= count
+            bn.running_var /= count
+        model.train(was_training)
+
+
+class MLP(nn.Module):
+    """Fully connected in -> hidden (ReLU) -> classes; Xavier-uniform first layer as in ALIE's code."""
+
+    def __init__(self, in_shape: tuple[int, ...], num_classes: int, hidden: int = 100):
+        super().__init__()
+        self.fc1 = nn.Linear(math.prod(in_shape), hidden)
+        self.fc2 = nn.Linear(hidden, num_classes)
+        nn.init.xavier_uniform_(self.fc1.weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(F.relu(self.fc1(x.flatten(1))))
+
+
+class CifarCNN(nn.Module):
+    """ALIE's CIFAR-10 network: conv3x3 16, maxpool 3, conv4x4 64, maxpool 4, fc 64-384-192-classes."""
+
+    def __init__(self, in_shape: tuple[int, ...], num_classes: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_shape[0], 16, 3)
+        self.conv2 = nn.Conv2d(16, 64, 4)
+        self.fc1 = nn.Linear(64, 384)
+        self.fc2 = nn.Linear(384, 192)
+        self.fc3 = nn.Linear(192, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 3)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 4)
+        x = F.relu(self.fc1(x.flatten(1)))
+        return self.fc3(F.relu(self.fc2(x)))
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation basic block of a WideResNet (BN-ReLU-conv, BN-ReLU-conv, no dropout)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.bn1 = WorkerBatchNorm2d(c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn2 = WorkerBatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.shortcut = None
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Conv2d(c_in, c_out, 1, stride, 0, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        o = F.relu(self.bn1(x))
+        y = self.conv1(o)
+        y = self.conv2(F.relu(self.bn2(y)))
+        return y + (x if self.shortcut is None else self.shortcut(o))
+
+
+class WideResNet(nn.Module):
+    """WideResNet-depth-k (Zagoruyko & Komodakis 2016), pre-activation, He-normal conv init."""
+
+    def __init__(self, in_shape: tuple[int, ...], num_classes: int, depth: int = 40, widen: int = 4):
+        super().__init__()
+        if (depth - 4) % 6:
+            raise ConfigError(f"model.depth must be 6k+4 for a WideResNet, got {depth}")
+        blocks = (depth - 4) // 6
+        widths = [16, 16 * widen, 32 * widen, 64 * widen]
+        self.conv1 = nn.Conv2d(in_shape[0], widths[0], 3, 1, 1, bias=False)
+        layers = []
+        c_in = widths[0]
+        for group, (c_out, stride) in enumerate(zip(widths[1:], (1, 2, 2))):
+            for i in range(blocks):
+                layers.append(PreActBlock(c_in, c_out, stride if i == 0 else 1))
+                c_in = c_out
+        self.blocks = nn.Sequential(*layers)
+        self.bn = WorkerBatchNorm2d(c_in)
+        self.fc = nn.Linear(c_in, num_classes)
+        for mod in self.modules():
+            if isinstance(mod, nn.Conv2d):
+                nn.init.kaiming_normal_(mod.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(mod, nn.BatchNorm2d):
+                nn.init.ones_(mod.weight)
+                nn.init.zeros_(mod.bias)
+            elif isinstance(mod, nn.Linear):
+                nn.init.zeros_(mod.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.blocks(self.conv1(x))
+        x = F.relu(self.bn(x))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+ARCHITECTURES = {"mlp": MLP, "cnn": CifarCNN, "wrn": WideResNet}
+
+
+def build_model(name: str, in_shape: tuple[int, ...], num_classes: int, **options) -> nn.Module:
+    """Build a model and check it accepts the dataset's input shape (one clear error if not)."""
+    if name not in ARCHITECTURES:
+        raise ConfigError(f"unknown model.name {name!r}; choose one of {sorted(ARCHITECTURES)}")
+    model = ARCHITECTURES[name](tuple(in_shape), num_classes, **options)
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(2, *in_shape))
+    except RuntimeError as exc:
+        shape = "x".join(map(str, in_shape))
+        raise ConfigError(
+            f"model {name} does not accept {shape} inputs ({str(exc).splitlines()[0]}); "
+            f"pick a model that fits the dataset"
+        ) from None
+    return model

@@ -1,0 +1,67 @@
+"""Per-worker batch indices and batched augmentation, all as tensor ops on the device."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from byzrun.errors import ConfigError
+
+
+class WorkerSampler:
+    """Draws one batch of training indices per worker, [n, b], in one call.
+
+    iid:    each worker draws b indices uniformly at random from the whole training set
+            (with replacement across rounds and workers: i.i.d. workers as in the papers).
+    shards: the ALIE code's scheme: the training set is split into n disjoint random shards of
+            equal size (the remainder is dropped) and each worker cycles through its own shard,
+            reshuffling it after every pass.
+    """
+
+    def __init__(self, num_samples: int, n: int, batch_size: int, mode: str, generator: torch.Generator):
+        self.N, self.n, self.b, self.mode, self.gen = num_samples, n, batch_size, mode, generator
+        self.device = generator.device
+        if mode == "shards":
+            self.shard_size = num_samples // n
+            if batch_size > self.shard_size:
+                raise ConfigError(
+                    f"batch_size={batch_size} is larger than a worker's shard ({num_samples} samples / "
+                    f"n={n} = {self.shard_size}); use sampling=iid or a smaller batch_size"
+                )
+            perm = torch.randperm(num_samples, generator=generator, device=self.device)
+            self.shards = perm[: n * self.shard_size].view(n, self.shard_size)
+            self._reshuffle()
+        elif mode != "iid":
+            raise ConfigError(f"unknown sampling {mode!r}; choose iid or shards")
+
+    def _reshuffle(self) -> None:
+        order = torch.rand(self.n, self.shard_size, generator=self.gen, device=self.device).argsort(dim=1)
+        self.order = self.shards.gather(1, order)
+        self.pos = 0
+
+    def next(self) -> Tensor:
+        if self.mode == "iid":
+            return torch.randint(self.N, (self.n, self.b), generator=self.gen, device=self.device)
+        if self.pos + self.b > self.shard_size:
+            self._reshuffle()
+        idx = self.order[:, self.pos : self.pos + self.b]
+        self.pos += self.b
+        return idx
+
+
+def random_crop_flip(x: Tensor, generator: torch.Generator, pad: int = 4) -> Tensor:
+    """Reflect-pad by `pad`, take a random crop of the original size and flip half of the images
+    horizontally; one independent draw per image, done by gathering, no Python loop."""
+    B, _, H, W = x.shape
+    dev = x.device
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    oy = torch.randint(0, 2 * pad + 1, (B,), generator=generator, device=dev)
+    ox = torch.randint(0, 2 * pad + 1, (B,), generator=generator, device=dev)
+    flip = torch.rand(B, generator=generator, device=dev) < 0.5
+    rows = oy[:, None] + torch.arange(H, device=dev)  # [B, H]
+    cols = torch.arange(W, device=dev).expand(B, W)
+    cols = torch.where(flip[:, None], cols.flip(1), cols) + ox[:, None]  # [B, W]
+    b = torch.arange(B, device=dev)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[b, rows[:, :, None], cols[:, None, :]]  # [B, H, W, C]
+    return out.permute(0, 3, 1, 2).contiguous()

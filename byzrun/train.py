@@ -1,0 +1,220 @@
+"""One run: synchronous parameter-server SGD with n simulated workers, m of them Byzantine.
+
+The hot path of a round (see ../shared/DESIGN.md):
+  batches [n, b] by indexing -> all n honest gradients in one vmapped pass -> optional per-worker
+  clipping and worker momentum -> the attack writes the last m rows -> defense(G, m) -> server step.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+from tqdm import tqdm
+
+from byzrun import attacks, defenses, diagnostics
+from byzrun.attacks.base import Attack, AttackContext
+from byzrun.config import config_hash, resolve_device, validate
+from byzrun.data import Data, load_data
+from byzrun.defenses.base import Defense
+from byzrun.engine import Engine
+from byzrun.errors import ConfigError
+from byzrun.models import WorkerBatchNorm2d, build_model, calibrate_batchnorm
+from byzrun.results import atomic_write_csv, is_finished, run_dir, start_run
+from byzrun.sampling import WorkerSampler, random_crop_flip
+
+log = logging.getLogger("byzrun")
+
+
+@dataclass
+class Setup:
+    """Everything a run needs, built and checked before training starts."""
+
+    cfg: DictConfig
+    device: torch.device
+    out: Path
+    defense: Defense
+    attack: Attack
+    data: Data
+    engine: Engine
+    sampler: WorkerSampler
+    generator: torch.Generator
+    metrics: list[dict] = field(default_factory=list)
+
+
+def prepare(cfg: DictConfig) -> Setup | None:
+    """Validate the config and build the run; None when this exact run has already finished."""
+    validate(cfg)
+    device = resolve_device(cfg.device)
+    n, m = cfg.n, cfg.m
+    defense = defenses.build(cfg.defense)
+    attack = attacks.build(cfg.attack)
+    out = run_dir(cfg, defense.name, attack.name)
+    if is_finished(out):
+        log.info("already finished, skipping: %s", out)
+        return None
+    defense.check(n, m)
+    if attack.needs_byzantine and m == 0:
+        raise ConfigError(f"attack {attack.name} needs Byzantine workers but m=0; set m >= 1 or attack=none")
+    torch.manual_seed(cfg.seed)
+    data = load_data(cfg.dataset, device)
+    attack.validate(n=n, m=m, data=data)
+    model_options = {k: v for k, v in OmegaConf.to_container(cfg.model).items() if k != "name"}
+    model = build_model(cfg.model.name, data.in_shape, data.num_classes, **model_options)
+    engine = Engine(model, device, cfg.worker_chunk)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    sampler = WorkerSampler(len(data.train_y), n, cfg.batch_size, cfg.sampling, generator)
+    return Setup(cfg, device, out, defense, attack, data, engine, sampler, generator)
+
+
+def learning_rate(cfg: DictConfig, t: int) -> float:
+    if cfg.lr_schedule == "inverse":
+        return cfg.lr * cfg.lr_decay / (t + cfg.lr_decay)
+    return cfg.lr
+
+
+def clip_rows(G: Tensor, max_norm: float) -> Tensor:
+    """Scale every row whose L2 norm exceeds max_norm down to max_norm (in place)."""
+    return G.mul_((max_norm / G.norm(dim=1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0))
+
+
+def evaluate(s: Setup, t: int, last: dict, train_loss: float, started: float) -> dict:
+    """One metrics row: test accuracy and loss, attack metrics, diagnostics of round t."""
+    cfg, data, engine = s.cfg, s.data, s.engine
+    if cfg.bn_calibration and any(isinstance(mod, WorkerBatchNorm2d) for mod in engine.model.modules()):
+        idx = torch.randint(len(data.train_y), (cfg.bn_calibration,), generator=s.generator, device=s.device)
+        x = data.train_x[idx]
+        if data.augment:
+            x = random_crop_flip(x, s.generator)
+        calibrate_batchnorm(engine.model, x.split(cfg.batch_size))
+    acc, loss = engine.evaluate(data.test_x, data.test_y, cfg.eval_batch_size)
+    samples_per_epoch = len(data.train_y) / (cfg.n * cfg.batch_size)
+    row = {
+        "round": t + 1,
+        "epoch": (t + 1) / samples_per_epoch,
+        "test_acc": acc,
+        "test_loss": loss,
+        "train_loss": train_loss,
+        "lr": engine.lr,
+        "wall_seconds": time.perf_counter() - started,
+    }
+    row.update(s.attack.eval_metrics(engine))
+    if last:
+        sign_z = cfg.get("diagnostics", {}).get("sign_flip_z")
+        row.update(
+            diagnostics.round_metrics(
+                last["honest"], last["G"], last["aggregate"], cfg.m, s.defense,
+                list(sign_z) if sign_z else None,
+            )
+        )
+    return row
+
+
+def train(s: Setup) -> dict:
+    """Run the rounds, write metrics.csv after every evaluation and summary.csv at the end."""
+    cfg, engine, data = s.cfg, s.engine, s.data
+    n, m, h = cfg.n, cfg.m, cfg.n - cfg.m
+    placement, beta, nesterov = cfg.momentum.placement, cfg.momentum.beta, cfg.momentum.nesterov
+    theta = engine.theta
+    server_m = torch.zeros_like(theta) if placement == "server" else None
+    worker_m = torch.zeros(n, engine.d, device=s.device) if placement == "worker" else None
+    start_run(s.out, cfg)
+    log.info("run directory: %s", s.out)
+    started = time.perf_counter()
+    losses: list[Tensor] = []
+    diverged_round = None
+    bar = tqdm(range(cfg.rounds), desc=f"{cfg.dataset.name} {s.defense.name}/{s.attack.name}",
+               disable=not cfg.progress, dynamic_ncols=True)
+    for t in bar:
+        engine.lr = learning_rate(cfg, t)
+        idx = s.sampler.next()  # [n, b]
+        x, y = data.train_x[idx], data.train_y[idx]
+        if data.augment:
+            x = random_crop_flip(x.flatten(0, 1), s.generator).view_as(x)
+        if m:
+            x[h:], y[h:] = s.attack.poison_batch(x[h:], y[h:], data)
+        G, worker_losses = engine.worker_grads(x, y)
+        if cfg.grad_clip is not None:
+            clip_rows(G, cfg.grad_clip)
+        if worker_m is not None:
+            worker_m.mul_(beta).add_(G)
+            G = G.add(worker_m, alpha=beta) if nesterov else worker_m.clone()
+        if m:
+            ctx = AttackContext(honest=G[:h], own=G[h:], n=n, m=m, round=t, defense=s.defense, engine=engine)
+            G[h:] = s.attack(ctx)
+        aggregate = s.defense(G, m)
+        if not torch.isfinite(aggregate).all():
+            diverged_round = t + 1
+            log.warning("round %d: the aggregate is not finite (NaN/Inf); the run diverged, stopping", t + 1)
+            s.metrics.append({"round": t + 1, "test_acc": math.nan, "test_loss": math.nan, "diverged": True})
+            break
+        step = aggregate + cfg.weight_decay * theta if cfg.weight_decay else aggregate
+        if server_m is not None:
+            server_m.mul_(beta).add_(step)
+            step = step.add(server_m, alpha=beta) if nesterov else server_m
+        theta.add_(step, alpha=-engine.lr)
+        losses.append(worker_losses[:h].mean())
+        if (t + 1) % cfg.eval_every == 0 or t + 1 == cfg.rounds:
+            train_loss = torch.stack(losses).mean().item()
+            losses = []
+            last = {"honest": G[:h], "G": G, "aggregate": aggregate}
+            s.metrics.append(evaluate(s, t, last, train_loss, started))
+            atomic_write_csv(s.out / "metrics.csv", s.metrics)
+            bar.set_postfix(acc=f"{s.metrics[-1]['test_acc']:.2f}")
+    bar.close()
+    atomic_write_csv(s.out / "metrics.csv", s.metrics)
+    summary = summarize(s, diverged_round, time.perf_counter() - started)
+    atomic_write_csv(s.out / "summary.csv", [summary])
+    log.info(
+        "max test accuracy %.2f%%, final %.2f%% (%s)",
+        summary["max_test_acc"], summary["final_test_acc"], s.out / "summary.csv",
+    )
+    return summary
+
+
+def summarize(s: Setup, diverged_round: int | None, wall: float) -> dict:
+    cfg = s.cfg
+    metrics = pd.DataFrame(s.metrics)
+    acc = metrics["test_acc"] if "test_acc" in metrics else pd.Series(dtype=float)
+    row = {
+        "dataset": cfg.dataset.name,
+        "model": cfg.model.name,
+        "defense": s.defense.name,
+        "attack": s.attack.name,
+        "n": cfg.n,
+        "m": cfg.m,
+        "z": math.nan,
+        "alpha": math.nan,
+        "seed": cfg.seed,
+        "max_test_acc": acc.max(skipna=True) if acc.notna().any() else math.nan,
+        "final_test_acc": acc.iloc[-1] if len(acc) else math.nan,
+        "rounds": int(metrics["round"].max()) if len(metrics) else 0,
+        "wall_seconds": wall,
+        "momentum": cfg.momentum.placement,
+        "beta": cfg.momentum.beta,
+        "diverged": diverged_round is not None,
+        "diverged_round": diverged_round,
+        "name": cfg.name,
+        "config_hash": config_hash(cfg),
+    }
+    row.update(s.attack.summary_fields())
+    if "backdoor_acc" in metrics:
+        backdoor = metrics["backdoor_acc"]
+        row["max_backdoor_acc"] = backdoor.max(skipna=True)
+        row["final_backdoor_acc"] = backdoor.iloc[-1]
+    return row
+
+
+def run(cfg: DictConfig) -> dict | None:
+    """Validate, build and train; returns the summary row (None if the run had already finished)."""
+    setup = prepare(cfg)
+    if setup is None:
+        return None
+    return train(setup)
