@@ -69,7 +69,7 @@ def read_idx(path: Path) -> np.ndarray:
             f"{path} is truncated or corrupt (header says {shape}, file has {len(raw) - header} "
             f"bytes of data); delete it and download it again"
         )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    return np.frombuffer(bytearray(raw), dtype=np.uint8, offset=header).reshape(shape)  # writable
 
 
 def find_idx(dirs: list[Path], stem: str) -> Path | None:

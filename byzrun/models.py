@@ -162,6 +162,7 @@ def build_model(name: str, in_shape: tuple[int, ...], num_classes: int, **option
     try:
         with torch.no_grad():
             model.eval()(torch.zeros(2, *in_shape))
+        model.train()
     except RuntimeError as exc:
         shape = "x".join(map(str, in_shape))
         raise ConfigError(

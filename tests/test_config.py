@@ -1,0 +1,94 @@
+"""Bad input gets one clear line before training; every config composes."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from byzrun.config import config_hash, validate
+from byzrun.errors import ConfigError
+from byzrun.train import prepare
+from tests.conftest import CONF_DIR, make_cfg
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("dataset", group_options("dataset"))
+def test_every_dataset_composes_with_its_paper_model(dataset):
+    cfg = make_cfg(f"dataset={dataset}")
+    expected = {"cifar10": "cnn", "cifar100": "wrn"}.get(dataset, "mlp")
+    assert cfg.model.name == expected
+    validate(cfg)
+
+
+def test_model_can_be_overridden_independently_of_the_dataset():
+    assert make_cfg("dataset=cifar10", "model=mlp").model.name == "mlp"
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("n=0", "n must be >= 1"),
+        ("m=-1", "m must be >= 0"),
+        ("m=51", "need m < n"),
+        ("batch_size=0", "batch_size must be >= 1"),
+        ("rounds=0", "rounds must be >= 1"),
+        ("lr=0", "lr must be > 0"),
+        ("device=tpu", "unknown device 'tpu'"),
+        ("device=cuda", "CUDA is not available"),
+        ("momentum.placement=both", "unknown momentum.placement"),
+        ("momentum.beta=1.0", "momentum.beta must be in"),
+        ("sampling=random", "unknown sampling"),
+        ("lr_schedule=cosine", "unknown lr_schedule"),
+        ("grad_clip=-1", "grad_clip must be > 0"),
+        ("n=3.5", "n must be an integer"),
+    ],
+)
+def test_invalid_settings_are_rejected(override, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(make_cfg(override))
+
+
+def test_model_that_does_not_fit_the_data_is_rejected_before_training(digits_cfg):
+    with pytest.raises(ConfigError, match="model cnn does not accept 1x8x8 inputs"):
+        prepare(digits_cfg("model=cnn"))
+
+
+def test_config_hash_ignores_where_and_how_but_not_what():
+    base = make_cfg("dataset=digits")
+    assert config_hash(base) == config_hash(make_cfg("dataset=digits", "device=cpu", "results_dir=/x"))
+    assert config_hash(base) != config_hash(make_cfg("dataset=digits", "seed=1"))
+    assert config_hash(base) != config_hash(make_cfg("dataset=digits", "momentum.beta=0.5"))
+
+
+def byzrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "byzrun.cli", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["n=0"], "byzrun: error: n must be >= 1"),
+        (["m=51"], "byzrun: error: m=51 Byzantine workers out of n=51"),
+        (["batch_size=0"], "byzrun: error: batch_size must be >= 1"),
+        (["device=gpu7"], "byzrun: error: unknown device 'gpu7'"),
+        (["dataset.root=/nonexistent", "dataset.download=false"], "byzrun: error: mnist not found"),
+    ],
+)
+def test_cli_reports_bad_input_in_one_line(tmp_path, args, message):
+    result = byzrun(*args, "progress=false", f"results_dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+    assert not (tmp_path / "runs").exists()  # nothing started
+
+
+def test_cli_rejects_unknown_group_options_and_keys(tmp_path):
+    result = byzrun("defense=nonsense", cwd=tmp_path)
+    assert result.returncode == 1 and "Could not find 'defense/nonsense'" in result.stderr
+    result = byzrun("learning_rate=3", cwd=tmp_path)
+    assert result.returncode == 1 and "Key 'learning_rate' is not in struct" in result.stderr

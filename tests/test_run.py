@@ -1,0 +1,104 @@
+"""End to end: a tiny run learns and leaves tidy, complete results."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from byzrun import results
+from byzrun.train import prepare, run, train
+
+SUMMARY_COLUMNS = [
+    "dataset", "model", "defense", "attack", "n", "m", "z", "alpha", "seed",
+    "max_test_acc", "final_test_acc", "rounds", "wall_seconds",
+]
+METRIC_COLUMNS = ["round", "epoch", "test_acc", "test_loss", "train_loss", "lr", "wall_seconds"]
+
+
+def test_a_tiny_digits_run_learns_and_writes_its_results(digits_cfg):
+    summary = run(digits_cfg("rounds=40"))
+    assert summary["max_test_acc"] > 85.0
+    run_dirs = list(results.run_dir(digits_cfg("rounds=40"), "mean", "none").parent.iterdir())
+    assert len(run_dirs) == 1
+    out = run_dirs[0]
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert list(metrics.columns[: len(METRIC_COLUMNS)]) == METRIC_COLUMNS
+    assert metrics["round"].tolist() == [10, 20, 30, 40]
+    assert metrics["train_loss"].iloc[-1] < metrics["train_loss"].iloc[0]
+    table = pd.read_csv(out / "summary.csv")
+    assert len(table) == 1 and set(SUMMARY_COLUMNS) <= set(table.columns)
+    row = table.iloc[0]
+    assert (row["dataset"], row["defense"], row["attack"], row["n"], row["m"]) == ("digits", "mean", "none", 11, 0)
+    assert row["max_test_acc"] == pytest.approx(metrics["test_acc"].max())
+    assert row["final_test_acc"] == pytest.approx(metrics["test_acc"].iloc[-1])
+    assert row["rounds"] == 40
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["n"] == 11 and saved["dataset"]["name"] == "digits"
+    assert not list(out.glob(".*tmp"))  # no temporary files left behind
+
+
+def test_runs_differing_in_any_option_get_their_own_directory(digits_cfg):
+    a = results.run_dir(digits_cfg(), "mean", "none")
+    b = results.run_dir(digits_cfg("lr=0.05"), "mean", "none")
+    assert a != b and a.parent == b.parent
+    assert a.name.startswith("digits-mean-none-n11-m0-s0-")
+
+
+def test_a_finished_run_is_skipped_and_an_interrupted_one_restarts(digits_cfg):
+    cfg = digits_cfg()
+    first = run(cfg)
+    out = results.run_dir(cfg, "mean", "none")
+    stamp = (out / "summary.csv").stat().st_mtime_ns
+    assert prepare(cfg) is None  # finished: skipped, results untouched
+    assert (out / "summary.csv").stat().st_mtime_ns == stamp
+    # an interrupted attempt leaves metrics but no summary: the next attempt starts over
+    (out / "summary.csv").unlink()
+    setup = prepare(cfg)
+    assert setup is not None
+    second = train(setup)
+    assert second["max_test_acc"] == pytest.approx(first["max_test_acc"])  # same seed, same result
+
+
+def test_an_interrupted_run_leaves_no_summary(digits_cfg, monkeypatch):
+    cfg = digits_cfg("rounds=30")
+    setup = prepare(cfg)
+    calls = {"n": 0}
+    real = setup.engine.worker_grads
+
+    def crash_midway(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 25:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    setup.engine.worker_grads = crash_midway
+    with pytest.raises(KeyboardInterrupt):
+        train(setup)
+    out = results.run_dir(cfg, "mean", "none")
+    assert not (out / "summary.csv").exists()
+    assert pd.read_csv(out / "metrics.csv")["round"].tolist() == [10, 20]  # complete rows only
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "summary.csv"
+    results.atomic_write_text(path, "old\n")
+
+    class Boom:
+        def __str__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        results.atomic_write_csv(path, [{"a": Boom()}])
+    assert path.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]
+
+
+def test_the_cli_quick_start_learns_offline(tmp_path):
+    cmd = [sys.executable, "-m", "byzrun.cli", "dataset=digits", "rounds=60", f"results_dir={tmp_path}"]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "max test accuracy" in done.stdout
+    summary = pd.read_csv(next(tmp_path.glob("runs/*/summary.csv")))
+    assert summary["max_test_acc"].iloc[0] > 90.0
