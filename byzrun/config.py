@@ -35,6 +35,11 @@ def validate(cfg: DictConfig) -> None:
     _int(cfg, "eval_every", 1)
     _int(cfg, "eval_batch_size", 1)
     _int(cfg, "bn_calibration", 0)
+    if cfg.diagnostics.every is not None:
+        _int(cfg, "diagnostics.every", 1)
+    sign_z = cfg.diagnostics.sign_flip_z
+    if sign_z is not None and any(z < 0 for z in sign_z):
+        raise ConfigError(f"diagnostics.sign_flip_z must hold values >= 0, got {list(sign_z)}")
     if cfg.worker_chunk is not None:
         _int(cfg, "worker_chunk", 1)
     if not cfg.lr > 0:

@@ -3,6 +3,7 @@
 - mlp: MNIST fully connected 784 -> 100 (ReLU) -> 10, Xavier-uniform first layer (ALIE code).
 - cnn: the CIFAR-10 network of the ALIE paper (conv 16, conv 64, fc 384-192-10).
 - wrn: WideResNet-40-4 with pre-activation basic blocks, BatchNorm, no dropout (ALIE CIFAR-100).
+- momentum_cnn: the Distributed Momentum paper's CIFAR network (BatchNorm and dropout).
 
 BatchNorm: workers run in vmap, where in-place buffer updates are impossible, so every
 BatchNorm here is a WorkerBatchNorm2d: in training it normalises with the batch statistics of the
@@ -97,6 +98,31 @@ class CifarCNN(nn.Module):
         return self.fc3(F.relu(self.fc2(x)))
 
 
+class MomentumCNN(nn.Module):
+    """The Distributed Momentum paper's CIFAR network: two blocks of (conv3x3 + BN + ReLU) x 2,
+    max-pool 2 and dropout 0.25 (64 then 128 channels), then fc -> hidden -> classes with dropout 0.25.
+    hidden = 128 for CIFAR-10 and 256 for CIFAR-100 in the authors' code."""
+
+    def __init__(self, in_shape: tuple[int, ...], num_classes: int, hidden: int = 128, dropout: float = 0.25):
+        super().__init__()
+
+        def block(c_in: int, c_out: int) -> list[nn.Module]:
+            return [
+                nn.Conv2d(c_in, c_out, 3, padding=1), WorkerBatchNorm2d(c_out), nn.ReLU(),
+                nn.Conv2d(c_out, c_out, 3, padding=1), WorkerBatchNorm2d(c_out), nn.ReLU(),
+                nn.MaxPool2d(2), nn.Dropout(dropout),
+            ]
+
+        self.features = nn.Sequential(*block(in_shape[0], 64), *block(64, 128))
+        flat = 128 * (in_shape[1] // 4) * (in_shape[2] // 4)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, num_classes)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
 class PreActBlock(nn.Module):
     """Pre-activation basic block of a WideResNet (BN-ReLU-conv, BN-ReLU-conv, no dropout)."""
 
@@ -151,14 +177,17 @@ class WideResNet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
-ARCHITECTURES = {"mlp": MLP, "cnn": CifarCNN, "wrn": WideResNet}
+ARCHITECTURES = {"mlp": MLP, "cnn": CifarCNN, "wrn": WideResNet, "momentum_cnn": MomentumCNN}
 
 
 def build_model(name: str, in_shape: tuple[int, ...], num_classes: int, **options) -> nn.Module:
     """Build a model and check it accepts the dataset's input shape (one clear error if not)."""
     if name not in ARCHITECTURES:
         raise ConfigError(f"unknown model.name {name!r}; choose one of {sorted(ARCHITECTURES)}")
-    model = ARCHITECTURES[name](tuple(in_shape), num_classes, **options)
+    try:
+        model = ARCHITECTURES[name](tuple(in_shape), num_classes, **options)
+    except TypeError as exc:  # an option another model has (e.g. hidden) given to this one
+        raise ConfigError(f"model {name}: {exc}; remove that model option") from None
     try:
         with torch.no_grad():
             model.eval()(torch.zeros(2, *in_shape))

@@ -27,8 +27,12 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def atomic_write_csv(path: Path, rows: list[dict]) -> None:
-    atomic_write_text(path, pd.DataFrame(rows).to_csv(index=False))
+def atomic_write_csv(path: Path, rows: list[dict], first: tuple[str, ...] = ()) -> None:
+    """Write rows as CSV; the columns named in `first` lead (when present), the rest follow."""
+    frame = pd.DataFrame(rows)
+    lead = [c for c in first if c in frame.columns]
+    frame = frame[lead + [c for c in frame.columns if c not in lead]]
+    atomic_write_text(path, frame.to_csv(index=False))
 
 
 def run_dir(cfg: DictConfig, defense: str, attack: str) -> Path:

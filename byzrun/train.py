@@ -29,8 +29,12 @@ from byzrun.errors import ConfigError
 from byzrun.models import WorkerBatchNorm2d, build_model, calibrate_batchnorm
 from byzrun.results import atomic_write_csv, is_finished, run_dir, start_run
 from byzrun.sampling import WorkerSampler, random_crop_flip
+from byzrun.submission_stats import submission_stats
 
 log = logging.getLogger("byzrun")
+
+# metrics.csv leads with these; attack and diagnostic columns follow
+METRIC_COLUMNS = ("round", "epoch", "test_acc", "test_loss", "train_loss", "lr", "wall_seconds")
 
 
 @dataclass
@@ -85,8 +89,21 @@ def clip_rows(G: Tensor, max_norm: float) -> Tensor:
     return G.mul_((max_norm / G.norm(dim=1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0))
 
 
-def evaluate(s: Setup, t: int, last: dict, train_loss: float, started: float) -> dict:
-    """One metrics row: test accuracy and loss, attack metrics, diagnostics of round t."""
+def round_row(s: Setup, t: int, G: Tensor, aggregate: Tensor, tested: dict, started: float) -> dict:
+    """One metrics.csv row for round t: the evaluation results `tested` (empty between evaluations),
+    then statistics of what the honest workers submitted, the aggregate and attack diagnostics."""
+    cfg, h = s.cfg, s.cfg.n - s.cfg.m
+    samples_per_epoch = len(s.data.train_y) / (cfg.n * cfg.batch_size)
+    row = {"round": t + 1, "epoch": (t + 1) / samples_per_epoch, **tested, "lr": s.engine.lr}
+    row["wall_seconds"] = time.perf_counter() - started
+    row.update(submission_stats(G[:h], aggregate))
+    sign_z = list(cfg.diagnostics.sign_flip_z) if cfg.diagnostics.sign_flip_z else None
+    row.update(diagnostics.round_metrics(G[:h], G, aggregate, cfg.m, s.defense, sign_z))
+    return row
+
+
+def evaluate(s: Setup, train_loss: float) -> dict:
+    """Test accuracy and loss of the current model (and the attack's own evaluation metrics)."""
     cfg, data, engine = s.cfg, s.data, s.engine
     if cfg.bn_calibration and any(isinstance(mod, WorkerBatchNorm2d) for mod in engine.model.modules()):
         idx = torch.randint(len(data.train_y), (cfg.bn_calibration,), generator=s.generator, device=s.device)
@@ -95,26 +112,7 @@ def evaluate(s: Setup, t: int, last: dict, train_loss: float, started: float) ->
             x = random_crop_flip(x, s.generator)
         calibrate_batchnorm(engine.model, x.split(cfg.batch_size))
     acc, loss = engine.evaluate(data.test_x, data.test_y, cfg.eval_batch_size)
-    samples_per_epoch = len(data.train_y) / (cfg.n * cfg.batch_size)
-    row = {
-        "round": t + 1,
-        "epoch": (t + 1) / samples_per_epoch,
-        "test_acc": acc,
-        "test_loss": loss,
-        "train_loss": train_loss,
-        "lr": engine.lr,
-        "wall_seconds": time.perf_counter() - started,
-    }
-    row.update(s.attack.eval_metrics(engine))
-    if last:
-        sign_z = cfg.get("diagnostics", {}).get("sign_flip_z")
-        row.update(
-            diagnostics.round_metrics(
-                last["honest"], last["G"], last["aggregate"], cfg.m, s.defense,
-                list(sign_z) if sign_z else None,
-            )
-        )
-    return row
+    return {"test_acc": acc, "test_loss": loss, "train_loss": train_loss, **s.attack.eval_metrics(engine)}
 
 
 def train(s: Setup) -> dict:
@@ -153,7 +151,6 @@ def train(s: Setup) -> dict:
         if not torch.isfinite(aggregate).all():
             diverged_round = t + 1
             log.warning("round %d: the aggregate is not finite (NaN/Inf); the run diverged, stopping", t + 1)
-            s.metrics.append({"round": t + 1, "test_acc": math.nan, "test_loss": math.nan, "diverged": True})
             break
         step = aggregate + cfg.weight_decay * theta if cfg.weight_decay else aggregate
         if server_m is not None:
@@ -161,15 +158,18 @@ def train(s: Setup) -> dict:
             step = step.add(server_m, alpha=beta) if nesterov else server_m
         theta.add_(step, alpha=-engine.lr)
         losses.append(worker_losses[:h].mean())
-        if (t + 1) % cfg.eval_every == 0 or t + 1 == cfg.rounds:
-            train_loss = torch.stack(losses).mean().item()
-            losses = []
-            last = {"honest": G[:h], "G": G, "aggregate": aggregate}
-            s.metrics.append(evaluate(s, t, last, train_loss, started))
-            atomic_write_csv(s.out / "metrics.csv", s.metrics)
-            bar.set_postfix(acc=f"{s.metrics[-1]['test_acc']:.2f}")
+        is_eval = (t + 1) % cfg.eval_every == 0 or t + 1 == cfg.rounds
+        every = cfg.diagnostics.every
+        if is_eval or (every and (t + 1) % every == 0):
+            tested = {}
+            if is_eval:
+                tested = evaluate(s, torch.stack(losses).mean().item())
+                losses = []
+                bar.set_postfix(acc=f"{tested['test_acc']:.2f}")
+            s.metrics.append(round_row(s, t, G, aggregate, tested, started))
+            atomic_write_csv(s.out / "metrics.csv", s.metrics, METRIC_COLUMNS)
     bar.close()
-    atomic_write_csv(s.out / "metrics.csv", s.metrics)
+    atomic_write_csv(s.out / "metrics.csv", s.metrics, METRIC_COLUMNS)
     summary = summarize(s, diverged_round, time.perf_counter() - started)
     atomic_write_csv(s.out / "summary.csv", [summary])
     log.info(
@@ -182,7 +182,7 @@ def train(s: Setup) -> dict:
 def summarize(s: Setup, diverged_round: int | None, wall: float) -> dict:
     cfg = s.cfg
     metrics = pd.DataFrame(s.metrics)
-    acc = metrics["test_acc"] if "test_acc" in metrics else pd.Series(dtype=float)
+    acc = metrics["test_acc"].dropna() if "test_acc" in metrics else pd.Series(dtype=float)
     row = {
         "dataset": cfg.dataset.name,
         "model": cfg.model.name,
@@ -193,9 +193,10 @@ def summarize(s: Setup, diverged_round: int | None, wall: float) -> dict:
         "z": math.nan,
         "alpha": math.nan,
         "seed": cfg.seed,
-        "max_test_acc": acc.max(skipna=True) if acc.notna().any() else math.nan,
-        "final_test_acc": acc.iloc[-1] if len(acc) else math.nan,
-        "rounds": int(metrics["round"].max()) if len(metrics) else 0,
+        "max_test_acc": acc.max() if len(acc) else math.nan,
+        # a diverged model has NaN parameters: its final accuracy is undefined
+        "final_test_acc": acc.iloc[-1] if len(acc) and diverged_round is None else math.nan,
+        "rounds": diverged_round or cfg.rounds,
         "wall_seconds": wall,
         "momentum": cfg.momentum.placement,
         "beta": cfg.momentum.beta,
@@ -206,9 +207,10 @@ def summarize(s: Setup, diverged_round: int | None, wall: float) -> dict:
     }
     row.update(s.attack.summary_fields())
     if "backdoor_acc" in metrics:
-        backdoor = metrics["backdoor_acc"]
-        row["max_backdoor_acc"] = backdoor.max(skipna=True)
-        row["final_backdoor_acc"] = backdoor.iloc[-1]
+        backdoor = metrics["backdoor_acc"].dropna()
+        row["max_backdoor_acc"] = backdoor.max() if len(backdoor) else math.nan
+        final = backdoor.iloc[-1] if len(backdoor) and diverged_round is None else math.nan
+        row["final_backdoor_acc"] = final
     return row
 
 

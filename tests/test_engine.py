@@ -23,7 +23,12 @@ def per_worker_reference(model, x, y):
 
 @pytest.mark.parametrize(
     "name,shape,options",
-    [("mlp", (1, 28, 28), {}), ("cnn", (3, 32, 32), {}), ("wrn", (3, 32, 32), {"depth": 10, "widen": 1})],
+    [
+        ("mlp", (1, 28, 28), {}),
+        ("cnn", (3, 32, 32), {}),
+        ("wrn", (3, 32, 32), {"depth": 10, "widen": 1}),
+        ("momentum_cnn", (3, 32, 32), {"dropout": 0.0}),
+    ],
 )
 def test_batched_gradients_equal_per_worker_autograd(name, shape, options):
     torch.manual_seed(0)

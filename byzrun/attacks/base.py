@@ -29,6 +29,20 @@ class AttackContext:
     round: int
     defense: Defense  # the server's rule, for adaptive attacks
     engine: Engine  # model, parameters, learning rate and data, for attacks that train
+    # Set only by composite attacks (hybrid) for their parts: the rows the other Byzantine workers
+    # send [k, d], and the f the server declares when it is not this part's own m.
+    others: Tensor | None = None
+    f: int | None = None
+
+    @property
+    def declared_f(self) -> int:
+        """The f passed to the defense: what the server was told, not this part's row count."""
+        return self.m if self.f is None else self.f
+
+    @property
+    def rows(self) -> int:
+        """How many rows this attack must return."""
+        return self.own.shape[0]
 
 
 class Attack:

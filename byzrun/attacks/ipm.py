@@ -1,0 +1,70 @@
+"""Inner-product manipulation, "Fall of Empires" (Xie, Koyejo & Gupta, UAI 2019; PMLR 115, 2020)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from byzrun.attacks import options, stats
+from byzrun.attacks.base import Attack, AttackContext
+from byzrun.attacks.search import FactorLog, FactorSearch
+
+
+class IPM(Attack):
+    """Every Byzantine worker sends  -ε · mean(honest),  so that for small ε a rule that picks
+    something near the Byzantine rows turns the inner product with the true gradient negative.
+
+    The paper's ε form. The Distributed Momentum code ("empire") writes the same vector as
+    mean + factor·(-mean) = (1 - factor)·mean, so its factor = 1 + ε: its 1.1 is ε = 0.1 here.
+
+    factor (alias epsilon; epsilon wins when both are given): ε >= 0, or `search` for the adaptive
+        attacker that picks ε per round from the search grid (search.py).
+    knowledge: omniscient (the paper: the mean of all honest rows) or corrupted (the mean of the
+        corrupted workers' own honest gradients).
+    """
+
+    name = "ipm"
+
+    def __init__(
+        self,
+        factor: Any = 0.1,
+        epsilon: Any = None,
+        knowledge: str = "omniscient",
+        search_range: Any = (0.01, 100.0),
+        search_points: int = 12,
+        search_scale: str = "geometric",
+    ):
+        self.option = "factor" if epsilon is None else "epsilon"
+        self.factor = factor if epsilon is None else epsilon
+        self.knowledge = knowledge
+        self.search = FactorSearch(search_range, search_points, search_scale)
+        self.log = FactorLog()
+        self.epsilon: float | str | None = None
+
+    def validate(self, *, n: int, m: int, data=None) -> None:
+        self.epsilon = options.factor(
+            self.option, self.factor, ("search",), "Xie et al. use 0.1 against Krum"
+        )
+        options.choice("knowledge", self.knowledge, stats.KNOWLEDGE)
+        if self.epsilon == "search":
+            self.search.check()
+
+    def __call__(self, ctx: AttackContext) -> Tensor:
+        if self.epsilon is None:
+            self.validate(n=ctx.n, m=ctx.m)
+        step = -stats.observed(ctx, self.knowledge).mean(dim=0)
+        if self.epsilon == "search":
+            row, chosen = self.search(ctx, step.new_zeros(()).expand_as(step), step)
+            self.log.record(chosen)
+        else:
+            row = self.epsilon * step
+        return row.expand(ctx.rows, -1).contiguous()
+
+    def eval_metrics(self, engine=None) -> dict[str, Any]:
+        return {"factor": self.log.last_value()} if self.epsilon == "search" else {}
+
+    def summary_fields(self) -> dict[str, Any]:
+        if self.epsilon == "search":
+            return {"epsilon": self.log.mean_value(), "epsilon_mode": "search"}
+        return {"epsilon": self.epsilon, "epsilon_mode": "fixed"}

@@ -1,0 +1,546 @@
+"""Attacks against their formulas, the adaptive search against brute force, diagnostics, validation."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import CONF_DIR, make_cfg
+from omegaconf import OmegaConf
+
+from byzrun import attacks, diagnostics
+from byzrun.attacks import REGISTRY, AttackContext
+from byzrun.attacks.stats import z_max
+from byzrun.data import Data
+from byzrun.defenses import Defense
+from byzrun.engine import Engine
+from byzrun.errors import ConfigError
+from byzrun.models import build_model
+
+CPU = torch.device("cpu")
+ATTACK_NAMES = sorted(p.stem for p in (Path(CONF_DIR) / "attack").glob("*.yaml"))
+
+
+class Rule(Defense):
+    """Test rules with the Defense interface, independent of the options of byzrun's own rules."""
+
+    def __init__(self):
+        pass
+
+
+class MeanRule(Rule):
+    def __call__(self, G, f):
+        return G.mean(dim=0)
+
+
+class CoordMedian(Rule):
+    """Coordinate-wise lower median (enough of a robust rule for the search tests)."""
+
+    def __call__(self, G, f):
+        return G.median(dim=0).values
+
+
+class PickRows(Rule):
+    """A selection rule that keeps fixed rows and averages them."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def selection(self, G, f):
+        return torch.tensor(self.rows)
+
+    def __call__(self, G, f):
+        return G[self.selection(G, f)].mean(0)
+
+
+def make_ctx(h=8, m=3, d=40, dtype=torch.float32, defense=None, engine=None, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    honest = (torch.randn(h, d, generator=g, dtype=torch.float64) + 0.3).to(dtype)
+    own = (torch.randn(m, d, generator=g, dtype=torch.float64) + 0.3).to(dtype)
+    return AttackContext(
+        honest=honest, own=own, n=h + m, m=m, round=0, defense=defense or MeanRule(), engine=engine
+    )
+
+
+def tiny_data(seed=0) -> Data:
+    """10 classes of 8x8 images: a fixed random template per class plus noise; the trigger area
+    (upper-left 3x3) is blank in every template. mean 0.1, std 0.3 make pixel_max = 3."""
+    g = torch.Generator().manual_seed(seed)
+    templates = torch.randn(10, 1, 8, 8, generator=g)
+    templates[:, :, :3, :3] = 0
+
+    def draw(k):
+        y = torch.randint(10, (k,), generator=g)
+        return templates[y] + 0.3 * torch.randn(k, 1, 8, 8, generator=g), y
+
+    (train_x, train_y), (test_x, test_y) = draw(1000), draw(300)
+    return Data(
+        "synthetic", train_x, train_y, test_x, test_y, 10, torch.tensor([0.1]), torch.tensor([0.3]), False
+    )
+
+
+def tiny_engine(dtype=torch.float32, seed=0) -> Engine:
+    torch.manual_seed(seed)
+    model = build_model("mlp", (1, 8, 8), 10).to(dtype)
+    engine = Engine(model, CPU)
+    engine.lr = 0.1
+    return engine
+
+
+def build(name, n=11, m=3, data=None, **options):
+    attack = REGISTRY[name](**options)
+    attack.validate(n=n, m=m, data=data if data is not None else tiny_data())
+    return attack
+
+
+# ---------------------------------------------------------------------------- z_max
+
+
+def phi(z):
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+
+def z_max_by_bisection(n, m):
+    s = math.floor(n / 2 + 1) - m
+    p = (n - m - s) / (n - m)
+    lo, hi = -10.0, 10.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if phi(mid) < p else (lo, mid)
+    return lo
+
+
+@pytest.mark.parametrize("n,m", [(50, 24), (51, 12), (51, 24), (11, 3), (25, 11), (100, 30), (7, 2)])
+def test_z_max_matches_an_independent_bisection(n, m):
+    assert z_max(n, m) == pytest.approx(z_max_by_bisection(n, m), abs=1e-9)
+
+
+def test_z_max_worked_example_of_the_paper():
+    assert math.floor(50 / 2 + 1) - 24 == 2
+    assert round(z_max(50, 24), 2) == 1.43
+    attack = build("alie", n=50, m=24, factor="auto")
+    assert attack.summary_fields() == {"z": pytest.approx(z_max_by_bisection(50, 24)), "z_mode": "auto"}
+
+
+@pytest.mark.parametrize("n,m", [(10, 1), (10, 6), (51, 30)])
+def test_z_auto_outside_algorithm_3_is_a_config_error(n, m):
+    with pytest.raises(ConfigError, match="auto gives z_max"):
+        build("alie", n=n, m=m, z="auto")
+
+
+# ---------------------------------------------------------------------------- ALIE
+
+
+@pytest.mark.parametrize("knowledge", ["corrupted", "omniscient"])
+@pytest.mark.parametrize("std,correction", [("population", 0), ("unbiased", 1)])
+@pytest.mark.parametrize("direction,sign", [("minus", -1), ("plus", 1)])
+def test_alie_vector_matches_its_formula(knowledge, std, correction, direction, sign):
+    ctx = make_ctx()
+    attack = build("alie", z=1.5, knowledge=knowledge, std=std, direction=direction)
+    seen = ctx.own if knowledge == "corrupted" else ctx.honest
+    expected = seen.mean(0) + sign * 1.5 * seen.std(0, correction=correction)
+    out = attack(ctx)
+    torch.testing.assert_close(out, expected.expand(3, -1))
+    assert attack.summary_fields()["z"] == 1.5
+
+
+def test_alie_z_alias_overrides_factor_and_auto_uses_z_max():
+    ctx = make_ctx(h=39, m=12)
+    attack = build("alie", n=51, m=12, factor=3.0, z="auto")
+    sigma, mu = torch.std_mean(ctx.own, 0, correction=0)
+    torch.testing.assert_close(attack(ctx)[0], mu - z_max_by_bisection(51, 12) * sigma)
+
+
+def test_alie_with_one_corrupted_worker_sends_its_own_gradient():
+    ctx = make_ctx(m=1)
+    torch.testing.assert_close(build("alie", m=1)(ctx), ctx.own)
+
+
+# ---------------------------------------------------------------------------- backdoor
+
+
+def backdoor_ctx(engine, m=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    dt = engine.theta.dtype
+    honest = torch.randn(7, engine.d, generator=g, dtype=torch.float64).to(dt) * 0.05
+    own = torch.randn(m, engine.d, generator=g, dtype=torch.float64).to(dt) * 0.05
+    return AttackContext(honest=honest, own=own, n=7 + m, m=m, round=0, defense=MeanRule(), engine=engine)
+
+
+def test_backdoor_stays_within_its_clipping_bound():
+    engine, data = tiny_engine(), tiny_data()
+    ctx = backdoor_ctx(engine)
+    attack = build("alie_backdoor", m=4, data=data, samples=100, local_steps=3, trigger_size=3)
+    out = attack(ctx)
+    sigma, mu = torch.std_mean(ctx.own, 0, correction=0)
+    lo, hi = mu - 0.2 * sigma, mu + 0.2 * sigma
+    assert out.shape == (4, engine.d) and torch.equal(out[0], out[3])
+    assert bool(((out[0] >= lo) & (out[0] <= hi)).all())
+    at_bound = (out[0] == lo) | (out[0] == hi)
+    assert 0 < int(at_bound.sum()) < engine.d  # the clip is active, and not everywhere
+    assert attack.summary_fields() == {"z": 0.2, "alpha": 0.2}
+
+
+def test_backdoor_trigger_sets_the_upper_left_pixels_to_maximal_intensity():
+    data = tiny_data()
+    attack = build("alie_backdoor", data=data)
+    x = attack.trigger.apply(data.test_x[:4], data)
+    torch.testing.assert_close(x[:, :, :5, :5], torch.full((4, 1, 5, 5), 3.0))
+    torch.testing.assert_close(x[:, :, 5:, :], data.test_x[:4, :, 5:, :])
+    torch.testing.assert_close(x[:, :, :, 5:], data.test_x[:4, :, :, 5:])
+
+
+def test_backdoor_accuracy_is_low_on_a_clean_model_and_high_once_the_attack_is_applied():
+    data, engine = tiny_data(), tiny_engine()
+    loss_grad = torch.func.grad(engine.loss)
+    for _ in range(150):  # learn the clean task first
+        engine.theta.sub_(0.5 * loss_grad(engine.theta, data.train_x, data.train_y))
+    acc, _ = engine.evaluate(data.test_x, data.test_y)
+    assert acc > 90
+    attack = build(
+        "alie_backdoor",
+        m=4,
+        data=data,
+        trigger_size=3,
+        z=1e6,
+        alpha=0.9,
+        samples=300,
+        local_steps=60,
+        local_lr=0.5,
+    )
+    before = attack.eval_metrics(engine)["backdoor_acc"]
+    assert before < 15
+    # z so large that nothing is clipped: one server step along the attack's gradient lands on V
+    row = attack(backdoor_ctx(engine))[0]
+    engine.theta.sub_(engine.lr * row)
+    assert attack.eval_metrics(engine)["backdoor_acc"] > 90
+
+
+def test_backdoor_batches_momentum_and_code_loss_form_run():
+    engine, data = tiny_engine(), tiny_data()
+    attack = build(
+        "alie_backdoor",
+        m=4,
+        data=data,
+        trigger_size=2,
+        samples=50,
+        local_steps=2,
+        batch_size=20,
+        local_momentum=0.9,
+        weight_decay=1e-4,
+        loss_form="alie_code",
+    )
+    out = attack(backdoor_ctx(engine))
+    assert out.shape == (4, engine.d) and bool(torch.isfinite(out).all())
+
+
+# ---------------------------------------------------------------------------- the simpler attacks
+
+
+@pytest.mark.parametrize("knowledge", ["omniscient", "corrupted"])
+def test_ipm_is_minus_epsilon_times_the_mean(knowledge):
+    ctx = make_ctx()
+    seen = ctx.honest if knowledge == "omniscient" else ctx.own
+    out = build("ipm", epsilon=0.1, knowledge=knowledge)(ctx)
+    torch.testing.assert_close(out, (-0.1 * seen.mean(0)).expand(3, -1))
+    # the Distributed Momentum code's form, mean + 1.1 * (-mean), is the same vector
+    if knowledge == "omniscient":
+        mean = ctx.honest.mean(0)
+        torch.testing.assert_close(out[0], mean + 1.1 * (-mean))
+
+
+def test_sign_flip_reverses_and_scales_own_gradients():
+    ctx = make_ctx()
+    torch.testing.assert_close(build("sign_flip", scale=2.5)(ctx), -2.5 * ctx.own)
+
+
+def test_gaussian_noise_formula_and_centers():
+    ctx = make_ctx(d=20000)
+    for center, mean in [("zero", 0.0), ("own_mean", ctx.own.mean(0)), ("honest_mean", ctx.honest.mean(0))]:
+        attack = build("gaussian", sigma=7.0, center=center)
+        torch.manual_seed(3)
+        out = attack(ctx)
+        torch.manual_seed(3)
+        torch.testing.assert_close(out, 7.0 * torch.randn(3, 20000) + mean)
+        assert (out - mean).std().item() == pytest.approx(7.0, rel=0.02)
+
+
+def test_label_flip_flips_labels_and_sends_the_resulting_gradients():
+    data = tiny_data()
+    attack = build("label_flip", data=data)
+    x, y = torch.randn(3, 4, 1, 8, 8), torch.tensor([[0, 1, 2, 9]] * 3)
+    x2, y2 = attack.poison_batch(x, y, data)
+    assert torch.equal(x2, x) and torch.equal(y2, torch.tensor([[9, 8, 7, 0]] * 3))
+    ctx = make_ctx()
+    assert torch.equal(attack(ctx), ctx.own)
+
+
+def test_non_finite_rows():
+    ctx = make_ctx()
+    assert bool(build("non_finite")(ctx).isnan().all())
+    assert bool((build("non_finite", value=math.inf)(ctx) == math.inf).all())
+    assert bool((build("non_finite", value=-math.inf)(ctx) == -math.inf).all())
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_value_parses_from_the_command_line(value):
+    attack = attacks.build(make_cfg("attack=non_finite", f"attack.value={value}").attack)
+    assert repr(attack.value) == repr(float(value))
+
+
+@pytest.mark.parametrize("direction,sign", [("plus", 1), ("minus", -1)])
+def test_hidden_vulnerability_formulas(direction, sign):
+    ctx = make_ctx()
+    mean = ctx.honest.mean(0)
+    sigma = ctx.honest.std(0, correction=0)
+    e = torch.zeros(40)
+    e[7] = 1
+    out = build("hidden_vulnerability", factor=5.0, coordinate=7, unit="absolute", direction=direction)(ctx)
+    torch.testing.assert_close(out, (mean + sign * 5.0 * e).expand(3, -1))
+    out = build("hidden_vulnerability", factor=5.0, coordinate="all", unit="absolute", direction=direction)(
+        ctx
+    )
+    torch.testing.assert_close(out[0], mean + sign * 5.0)
+    # std_norm: the deviation has norm factor * ||sigma||, on one coordinate or spread evenly
+    out = build("hidden_vulnerability", factor=2.0, coordinate=-1, direction=direction)(ctx)
+    expected = mean.clone()
+    expected[-1] += sign * 2.0 * sigma.norm()
+    torch.testing.assert_close(out[0], expected)
+    out = build("hidden_vulnerability", factor=2.0, coordinate="all", direction=direction)(ctx)
+    torch.testing.assert_close(out[0], mean + sign * 2.0 * sigma.norm() / math.sqrt(40))
+
+
+def test_hidden_vulnerability_coordinate_outside_the_model_is_a_config_error():
+    with pytest.raises(ConfigError, match="outside the model's 40 parameters"):
+        build("hidden_vulnerability", factor=1.0, coordinate=40)(make_ctx())
+
+
+# ---------------------------------------------------------------------------- shape, device, dtype
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_attack_returns_m_rows_of_the_inputs_dtype_and_device(name, dtype):
+    data = tiny_data()
+    engine = tiny_engine(dtype)
+    small = {"alie_backdoor": {"samples": 50, "local_steps": 1}}.get(name, {})
+    attack = build(name, n=11, m=3, data=data, **small)
+    g = torch.Generator().manual_seed(1)
+    honest = torch.randn(8, engine.d, generator=g, dtype=torch.float64).to(dtype)
+    own = torch.randn(3, engine.d, generator=g, dtype=torch.float64).to(dtype)
+    ctx = AttackContext(honest=honest, own=own, n=11, m=3, round=0, defense=CoordMedian(), engine=engine)
+    out = attack(ctx)
+    assert out.shape == (3, engine.d) and out.dtype == dtype and out.device == own.device
+    assert out.is_contiguous()
+
+
+# ---------------------------------------------------------------------------- adaptive search
+
+
+def brute_force(ctx, candidates, rows_for):
+    """The factor whose aggregate lies farthest from the honest mean, one plain loop."""
+    best, best_dist = None, -1.0
+    for c in candidates:
+        G = torch.cat([ctx.honest, rows_for(c)] + ([ctx.others] if ctx.others is not None else []))
+        dist = (ctx.defense(G, ctx.declared_f) - ctx.honest.mean(0)).norm().item()
+        if dist > best_dist:
+            best, best_dist = c, dist
+    return best
+
+
+@pytest.mark.parametrize("defense", [CoordMedian(), MeanRule()], ids=["median", "mean"])
+@pytest.mark.parametrize("knowledge", ["corrupted", "omniscient"])
+def test_alie_search_picks_the_farthest_candidate(defense, knowledge):
+    ctx = make_ctx(h=12, m=5, d=60, defense=defense)
+    attack = build("alie", n=17, m=5, factor="search", knowledge=knowledge)
+    seen = ctx.own if knowledge == "corrupted" else ctx.honest
+    sigma, mu = torch.std_mean(seen, 0, correction=0)
+    candidates = np.geomspace(0.1, 10.0, 12)
+    best = brute_force(ctx, candidates, lambda c: (mu - c * sigma).expand(5, -1))
+    out = attack(ctx)
+    assert attack.eval_metrics()["factor"] == pytest.approx(best)
+    torch.testing.assert_close(out[0], mu - best * sigma)
+    if isinstance(defense, MeanRule):  # the mean moves linearly: the largest candidate wins
+        assert best == pytest.approx(10.0)
+    assert attack.summary_fields() == {"z": pytest.approx(best), "z_mode": "search"}
+
+
+def test_ipm_search_picks_the_farthest_candidate_on_a_linear_grid():
+    ctx = make_ctx(h=12, m=5, d=60, defense=CoordMedian())
+    attack = build(
+        "ipm", n=17, m=5, factor="search", search_range=[0.0, 5.0], search_points=9, search_scale="linear"
+    )
+    mean = ctx.honest.mean(0)
+    best = brute_force(ctx, np.linspace(0.0, 5.0, 9), lambda c: (-c * mean).expand(5, -1))
+    out = attack(ctx)
+    assert attack.eval_metrics()["factor"] == pytest.approx(best)
+    torch.testing.assert_close(out[0], -best * mean)
+
+
+def test_hidden_vulnerability_search_against_a_selection_rule():
+    class Closest(Rule):  # selects the row nearest to the coordinate-wise median
+        def __call__(self, G, f):
+            med = G.median(0).values
+            return G[(G - med).norm(dim=1).argmin()]  # a view of G, as a Krum may return
+
+    ctx = make_ctx(h=12, m=5, d=60, defense=Closest())
+    attack = build("hidden_vulnerability", n=17, m=5, coordinate=3)
+    mean, sigma = ctx.honest.mean(0), ctx.honest.std(0, correction=0)
+    e = torch.zeros(60)
+    e[3] = sigma.norm()
+    best = brute_force(ctx, np.geomspace(0.1, 100.0, 12), lambda c: (mean + c * e).expand(5, -1))
+    attack(ctx)
+    assert attack.eval_metrics()["factor"] == pytest.approx(best)
+    assert best < 100.0  # beyond the budget the rule stops selecting the Byzantine rows
+
+
+# ---------------------------------------------------------------------------- hybrid
+
+
+def test_hybrid_splits_the_byzantine_rows_between_two_attacks():
+    ctx = make_ctx(h=8, m=4)
+    attack = build("hybrid", m=4, main="alie", other="sign_flip", other_workers=1, main_options={"z": 1.0})
+    out = attack(ctx)
+    sigma, mu = torch.std_mean(ctx.own[:3], 0, correction=0)
+    torch.testing.assert_close(out[:3], (mu - sigma).expand(3, -1))
+    torch.testing.assert_close(out[3], -ctx.own[3])
+    fields = attack.summary_fields()
+    assert fields["hybrid_main"] == "alie" and fields["z"] == 1.0 and fields["other_scale"] == 1.0
+
+
+def test_hybrid_search_sees_the_other_workers_rows_and_the_servers_f():
+    ctx = make_ctx(h=12, m=5, d=60, defense=CoordMedian())
+    attack = build(
+        "hybrid", n=17, m=5, main="ipm", other="sign_flip", other_workers=2, main_options={"factor": "search"}
+    )
+    out = attack(ctx)
+    mean = ctx.honest.mean(0)
+    others = -ctx.own[3:]
+    ctx_full = AttackContext(ctx.honest, ctx.own[:3], 17, 3, 0, ctx.defense, None, others=others, f=5)
+    best = brute_force(ctx_full, np.geomspace(0.01, 100.0, 12), lambda c: (-c * mean).expand(3, -1))
+    assert attack.eval_metrics(None)["factor"] == pytest.approx(best)
+    torch.testing.assert_close(out[3:], others)
+
+
+def test_hybrid_poisons_only_its_parts_batches():
+    data = tiny_data()
+    attack = build("hybrid", m=3, data=data, main="alie", other="label_flip", other_workers=1)
+    y = torch.zeros(3, 5, dtype=torch.long)
+    _, y2 = attack.poison_batch(torch.zeros(3, 5, 1, 8, 8), y, data)
+    assert torch.equal(y2[:2], y[:2]) and bool((y2[2] == 9).all())
+
+
+def test_hybrid_composes_from_the_command_line():
+    cfg = make_cfg(
+        "attack=hybrid", "attack.main=alie_backdoor", "+attack.main_options.samples=20", "attack.other=ipm"
+    )
+    attack = attacks.build(cfg.attack)
+    attack.validate(n=11, m=3, data=tiny_data())
+    assert attack.parts["main"].samples == 20 and attack.parts["other"].name == "ipm"
+    assert "backdoor_acc" in attack.eval_metrics(tiny_engine())
+
+
+# ---------------------------------------------------------------------------- configs
+
+
+@pytest.mark.parametrize("name", ATTACK_NAMES)
+def test_every_attack_yaml_instantiates_with_the_class_defaults(name):
+    cfg = make_cfg(f"attack={name}")
+    attack = attacks.build(cfg.attack)
+    assert isinstance(attack, attacks.Attack) and attack.name == name and REGISTRY[name] is type(attack)
+    # hybrid builds its parts from the classes, so their defaults must be the YAML's
+    yaml = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "attack" / f"{name}.yaml"))
+    yaml.pop("_target_")
+    params = inspect.signature(type(attack)).parameters
+    assert set(yaml) == set(params)
+    for key, value in yaml.items():
+        default = params[key].default
+        default = list(default) if isinstance(default, tuple) else default
+        default = {} if default is None and value == {} else default  # no mutable defaults in Python
+        same = value == default or (value != value and default != default)  # NaN equals NaN here
+        assert same, f"{name}.{key}: YAML {value!r} != class default {default!r}"
+    attack.validate(n=11, m=3, data=tiny_data())
+
+
+def test_every_registered_attack_has_a_yaml():
+    assert sorted(REGISTRY) == ATTACK_NAMES
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    "name,options,message",
+    [
+        ("alie", {"z": -1}, "attack.z must be a number >= 0 or auto or search"),
+        ("alie", {"factor": "big"}, "attack.factor must be"),
+        ("alie", {"knowledge": "psychic"}, "attack.knowledge='psychic' is unknown"),
+        ("alie", {"std": "sample"}, "attack.std='sample' is unknown"),
+        ("alie", {"direction": "up"}, "attack.direction='up' is unknown"),
+        ("alie", {"factor": "search", "search_range": [5, 1]}, "must be increasing"),
+        ("alie", {"factor": "search", "search_range": [0, 1]}, "start above 0"),
+        ("alie", {"factor": "search", "search_points": 1}, "search_points must be an integer >= 2"),
+        ("alie_backdoor", {"alpha": 1.5}, "attack.alpha must be a number in [0.0, 1.0]"),
+        ("alie_backdoor", {"z": -0.2}, "attack.z must be a number >= 0 or auto"),
+        ("alie_backdoor", {"trigger_size": 9}, "does not fit in 8x8 images"),
+        ("alie_backdoor", {"trigger_size": 3, "trigger_pos": [6, 0]}, "does not fit in 8x8 images"),
+        ("alie_backdoor", {"target": 10}, "attack.target must be an integer in [0, 9]"),
+        ("alie_backdoor", {"samples": 10**6}, "attack.samples must be an integer in [1, 1000]"),
+        ("alie_backdoor", {"knowledge": "all"}, "attack.knowledge='all' is unknown"),
+        ("alie_backdoor", {"local_lr": 0}, "local_lr must be > 0"),
+        ("alie_backdoor", {"alpha": 0, "loss_form": "alie_code"}, "divides by alpha"),
+        ("ipm", {"epsilon": -0.1}, "attack.epsilon must be a number >= 0 or search"),
+        ("sign_flip", {"scale": 0}, "attack.scale must be > 0"),
+        ("gaussian", {"sigma": -1}, "attack.sigma must be a number >= 0"),
+        ("gaussian", {"center": "median"}, "attack.center='median' is unknown"),
+        ("non_finite", {"value": 1.0}, "attack.value must be nan, inf or -inf"),
+        ("hidden_vulnerability", {"coordinate": "first"}, "attack.coordinate must be an integer"),
+        ("hidden_vulnerability", {"unit": "meters"}, "attack.unit='meters' is unknown"),
+        ("hybrid", {"other_workers": 3}, "leaves no worker for attack.main with m=3"),
+        ("hybrid", {"main": "krum"}, "attack.main='krum' is not an attack"),
+        ("hybrid", {"main": "hybrid"}, "attack.main='hybrid' is not an attack"),
+        (
+            "hybrid",
+            {"other_options": {"zz": 1}},
+            "attack.other_options has zz, which sign_flip does not take",
+        ),
+        ("hybrid", {"main_options": {"z": -1}}, "attack.z must be a number >= 0"),
+    ],
+)
+def test_invalid_options_give_one_clear_line(name, options, message):
+    with pytest.raises(ConfigError) as info:
+        build(name, n=11, m=3, **options)
+    text = str(info.value)
+    assert message in text and "\n" not in text
+
+
+def test_unbiased_std_needs_two_observed_gradients():
+    with pytest.raises(ConfigError, match="std=unbiased needs at least 2 observed gradients"):
+        build("alie", m=1, std="unbiased")
+    build("alie", m=1, std="unbiased", knowledge="omniscient")
+
+
+# ---------------------------------------------------------------------------- diagnostics
+
+
+def test_round_metrics_on_constructed_inputs():
+    # coordinate means and population stds: (0.5, 1), (3, 1), (0, 0)
+    honest = torch.tensor([[1.5, 2.0, 0.0], [-0.5, 4.0, 0.0]])
+    byz = torch.tensor([[9.0, 9.0, 9.0]])
+    G = torch.cat([honest, byz])
+    aggregate = torch.tensor([0.5, 3.0, 4.0])
+    out = diagnostics.round_metrics(honest, G, aggregate, 1, MeanRule(), [0.5, 1, 4])
+    # |mu| < z*sigma: z=0.5 -> none (0.5 < 0.5 fails); z=1 -> coordinate 0; z=4 -> coordinates 0, 1
+    assert out["flip_share_z0.5"] == 0.0
+    assert out["flip_share_z1"] == pytest.approx(1 / 3)
+    assert out["flip_share_z4"] == pytest.approx(2 / 3)
+    assert out["agg_dist"] == pytest.approx(4.0)
+    assert math.isnan(out["byz_selected"])
+    out = diagnostics.round_metrics(honest, G, aggregate, 1, PickRows([0, 2]), None)
+    assert out["byz_selected"] == 1 and not any(k.startswith("flip_share") for k in out)
+    out = diagnostics.round_metrics(honest, G, aggregate, 1, PickRows([0, 1]), None)
+    assert out["byz_selected"] == 0

@@ -1,0 +1,97 @@
+"""Momentum placements (Distributed Momentum paper) and the statistics of honest submissions."""
+
+import pytest
+import torch
+
+from byzrun.defenses.base import Defense
+from byzrun.submission_stats import submission_stats
+from byzrun.train import prepare, train
+
+
+class Recording(Defense):
+    """Wraps a rule and keeps a copy of every matrix it aggregates."""
+
+    def __init__(self, inner: Defense, log: list):
+        self.inner, self.log = inner, log
+
+    def __call__(self, G, f):
+        self.log.append(G.clone())
+        return self.inner(G, f)
+
+
+def run_with_fixed_batches(cfg, rounds=3, record=None):
+    """Train with pre-drawn batch indices; optionally record what the defense receives each round."""
+    setup = prepare(cfg)
+    init = setup.engine.theta.clone()
+    draws = [torch.randint(len(setup.data.train_y), (cfg.n, cfg.batch_size)) for _ in range(rounds)]
+    it = iter(draws)
+    setup.sampler.next = lambda: next(it)
+    if record is not None:
+        setup.defense = Recording(setup.defense, record)
+    train(setup)
+    return setup, init, draws
+
+
+def grads_at(setup, theta, idx):
+    x, y = setup.data.train_x[idx], setup.data.train_y[idx]
+    return setup.engine.worker_grads(x, y, theta)[0]
+
+
+def test_worker_momentum_matches_a_hand_computation(digits_cfg):
+    beta, lr = 0.5, 0.1
+    cfg = digits_cfg("rounds=3", "eval_every=3", "momentum.placement=worker", f"momentum.beta={beta}", f"lr={lr}")
+    submitted = []
+    setup, theta, draws = run_with_fixed_batches(cfg, record=submitted)
+    momenta = torch.zeros(cfg.n, setup.engine.d)
+    for t, idx in enumerate(draws):
+        g = grads_at(setup, theta, idx)
+        momenta = beta * momenta + g  # m_i = beta * m_i + g_i at every worker
+        torch.testing.assert_close(submitted[t], momenta, rtol=1e-5, atol=1e-6)
+        theta = theta - lr * momenta.mean(0)  # the server applies plain SGD to the aggregate
+    torch.testing.assert_close(setup.engine.theta, theta, rtol=1e-5, atol=1e-6)
+
+
+def test_worker_nesterov_submits_gradient_plus_beta_momentum(digits_cfg):
+    beta = 0.5
+    cfg = digits_cfg("rounds=2", "eval_every=2", "momentum.placement=worker", f"momentum.beta={beta}",
+                     "momentum.nesterov=true")
+    submitted = []
+    setup, theta, draws = run_with_fixed_batches(cfg, rounds=2, record=submitted)
+    momenta = torch.zeros(cfg.n, setup.engine.d)
+    for t, idx in enumerate(draws):
+        g = grads_at(setup, theta, idx)
+        momenta = beta * momenta + g
+        torch.testing.assert_close(submitted[t], g + beta * momenta, rtol=1e-5, atol=1e-6)
+        theta = theta - cfg.lr * submitted[t].mean(0)
+
+
+@pytest.mark.parametrize("placement", ["server", "worker", "none"])
+def test_beta_zero_makes_every_placement_plain_sgd(digits_cfg, placement):
+    cfg = digits_cfg("rounds=3", "eval_every=3", f"momentum.placement={placement}", "momentum.beta=0.0")
+    setup, theta, draws = run_with_fixed_batches(cfg)
+    for idx in draws:
+        theta = theta - cfg.lr * grads_at(setup, theta, idx).mean(0)
+    torch.testing.assert_close(setup.engine.theta, theta, rtol=1e-5, atol=1e-6)
+
+
+def test_variance_norm_ratio_on_constructed_inputs():
+    # rows = mean ± deviations: mean (3, 4) has norm 5; squared distances 1, 1, 4, 4 -> mean 2.5
+    honest = torch.tensor([[4.0, 4.0], [2.0, 4.0], [3.0, 6.0], [3.0, 2.0]])
+    aggregate = torch.tensor([6.0, 8.0])
+    stats = submission_stats(honest, aggregate)
+    assert stats["variance_norm_ratio"] == pytest.approx(2.5 / 25.0)
+    assert stats["honest_norm"] == pytest.approx(5.0)
+    assert stats["aggregate_norm"] == pytest.approx(10.0)
+    assert stats["cosine"] == pytest.approx(1.0)
+    assert submission_stats(honest, torch.tensor([-4.0, 3.0]))["cosine"] == pytest.approx(0.0, abs=1e-7)
+
+
+def test_worker_momentum_lowers_the_variance_norm_ratio(digits_cfg):
+    """The paper's mechanism: momenta average out noise, so their spread shrinks relative to their mean."""
+    ratios = {}
+    for placement in ("server", "worker"):
+        setup = prepare(digits_cfg("rounds=30", "eval_every=30", "diagnostics.every=1",
+                                   f"momentum.placement={placement}", "momentum.beta=0.9", "lr=0.05"))
+        train(setup)
+        ratios[placement] = sum(r["variance_norm_ratio"] for r in setup.metrics[10:]) / len(setup.metrics[10:])
+    assert ratios["worker"] < 0.5 * ratios["server"]
