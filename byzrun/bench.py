@@ -60,14 +60,23 @@ def gradient_round(model_name: str, in_shape, classes: int, n: int, b: int, devi
     t_batched = best_time(lambda: engine.worker_grads(x, y), repeats, device)
     t_loop = best_time(python_loop, repeats, device)
     return {
-        "model": model_name, "d": engine.d, "n": n, "b": b, "device": str(device),
-        "single_ms": 1e3 * t_single, "batched_ms": 1e3 * t_batched, "loop_ms": 1e3 * t_loop,
-        "batched/single": t_batched / t_single, "loop/single": t_loop / t_single,
+        "model": model_name,
+        "d": engine.d,
+        "n": n,
+        "b": b,
+        "device": str(device),
+        "single_ms": 1e3 * t_single,
+        "batched_ms": 1e3 * t_batched,
+        "loop_ms": 1e3 * t_loop,
+        "batched/single": t_batched / t_single,
+        "loop/single": t_loop / t_single,
     }
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--skip-aggregation", action="store_true")
@@ -79,17 +88,19 @@ def main(argv: list[str] | None = None) -> None:
     if device.type == "cuda":  # WRN-40-4 at n=51 needs a GPU; chunks keep activations in memory
         rows.append(gradient_round("wrn", (3, 32, 32), 100, 51, 128, device, 5, chunk=8))
     pd.set_option("display.width", 200)
-    print(f"Honest-gradient round vs one ordinary backward pass on the same n*b samples "
-          f"({device}, {torch.get_num_threads()} threads, best of {args.repeats}):")
+    print(
+        f"Honest-gradient round vs one ordinary backward pass on the same n*b samples "
+        f"({device}, {torch.get_num_threads()} threads, best of {args.repeats}):"
+    )
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if not args.skip_aggregation:
-        try:
-            from byzrun.bench_aggregation import aggregation_table
-        except ImportError:
-            print("\naggregation table: not yet")
-            return
-        print(f"\nAggregation rules at n=51, f=12 ({device}):")
-        print(aggregation_table(device=str(device)).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        from byzrun.bench_aggregation import aggregation_table
+
+        print(
+            f"\nAggregation rules at n=51, f=12 ({device}); naive: simple torch code timed in the same run:"
+        )
+        table = aggregation_table(device=str(device))
+        print(table.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.2f}"))
 
 
 if __name__ == "__main__":

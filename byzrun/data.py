@@ -164,7 +164,10 @@ def load_cifar(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]:
             f"{name} not found in {folder}; extract the python version of {name} there "
             f"(torchvision layout) or set dataset.download=true on a machine with internet"
         )
-    return (*read_cifar_batches(folder, train_names, label_key), *read_cifar_batches(folder, test_names, label_key))
+    return (
+        *read_cifar_batches(folder, train_names, label_key),
+        *read_cifar_batches(folder, test_names, label_key),
+    )
 
 
 # ---------------------------------------------------------------------------- digits (offline)
@@ -205,11 +208,15 @@ def load_data(cfg, device: torch.device) -> Data:
     mean = torch.tensor(list(cfg.mean), dtype=torch.float32)
     std = torch.tensor(list(cfg.std), dtype=torch.float32)
     if mean.numel() != channels or std.numel() != channels:
-        raise ConfigError(f"dataset.mean/std need {channels} values for {name}, got {mean.numel()}/{std.numel()}")
+        raise ConfigError(
+            f"dataset.mean/std need {channels} values for {name}, got {mean.numel()}/{std.numel()}"
+        )
     num_classes = int(cfg.num_classes)
     labels = np.concatenate([train_y, test_y])
     if labels.min() < 0 or labels.max() >= num_classes:
-        raise DatasetError(f"{name} has labels outside 0..{num_classes - 1}; the files are corrupt, download them again")
+        raise DatasetError(
+            f"{name} has labels outside 0..{num_classes - 1}; the files are corrupt, download them again"
+        )
 
     def prepare(x: np.ndarray) -> Tensor:
         t = torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=torch.float32) / 255.0

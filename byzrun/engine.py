@@ -24,14 +24,17 @@ class Engine:
         self.numels = [p.numel() for _, p in params]
         with torch.no_grad():
             self.theta = torch.cat([p.detach().reshape(-1) for _, p in params]).contiguous()
-        for (name, p), view in zip(params, self.unflatten(self.theta).values()):
+        for (_, p), view in zip(params, self.unflatten(self.theta).values()):
             p.data = view  # the module now reads its weights straight from theta
         self.buffers = dict(model.named_buffers())
         self.lr = 0.0  # the current server learning rate, set by the training loop
         # Differentiate w.r.t. the parameter dict, not the flat vector: the backward of a split
         # of theta would concatenate [k, d] per worker, which costs more than copying into G.
         self._grads = vmap(
-            grad_and_value(self._dict_loss), in_dims=(None, 0, 0), randomness="different", chunk_size=worker_chunk
+            grad_and_value(self._dict_loss),
+            in_dims=(None, 0, 0),
+            randomness="different",
+            chunk_size=worker_chunk,
         )
 
     @property

@@ -108,15 +108,24 @@ class MomentumCNN(nn.Module):
 
         def block(c_in: int, c_out: int) -> list[nn.Module]:
             return [
-                nn.Conv2d(c_in, c_out, 3, padding=1), WorkerBatchNorm2d(c_out), nn.ReLU(),
-                nn.Conv2d(c_out, c_out, 3, padding=1), WorkerBatchNorm2d(c_out), nn.ReLU(),
-                nn.MaxPool2d(2), nn.Dropout(dropout),
+                nn.Conv2d(c_in, c_out, 3, padding=1),
+                WorkerBatchNorm2d(c_out),
+                nn.ReLU(),
+                nn.Conv2d(c_out, c_out, 3, padding=1),
+                WorkerBatchNorm2d(c_out),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Dropout(dropout),
             ]
 
         self.features = nn.Sequential(*block(in_shape[0], 64), *block(64, 128))
         flat = 128 * (in_shape[1] // 4) * (in_shape[2] // 4)
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, num_classes)
+            nn.Flatten(),
+            nn.Linear(flat, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -155,7 +164,7 @@ class WideResNet(nn.Module):
         self.conv1 = nn.Conv2d(in_shape[0], widths[0], 3, 1, 1, bias=False)
         layers = []
         c_in = widths[0]
-        for group, (c_out, stride) in enumerate(zip(widths[1:], (1, 2, 2))):
+        for c_out, stride in zip(widths[1:], (1, 2, 2)):
             for i in range(blocks):
                 layers.append(PreActBlock(c_in, c_out, stride if i == 0 else 1))
                 c_in = c_out

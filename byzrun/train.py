@@ -128,8 +128,12 @@ def train(s: Setup) -> dict:
     started = time.perf_counter()
     losses: list[Tensor] = []
     diverged_round = None
-    bar = tqdm(range(cfg.rounds), desc=f"{cfg.dataset.name} {s.defense.name}/{s.attack.name}",
-               disable=not cfg.progress, dynamic_ncols=True)
+    bar = tqdm(
+        range(cfg.rounds),
+        desc=f"{cfg.dataset.name} {s.defense.name}/{s.attack.name}",
+        disable=not cfg.progress,
+        dynamic_ncols=True,
+    )
     for t in bar:
         engine.lr = learning_rate(cfg, t)
         idx = s.sampler.next()  # [n, b]
@@ -174,7 +178,9 @@ def train(s: Setup) -> dict:
     atomic_write_csv(s.out / "summary.csv", [summary])
     log.info(
         "max test accuracy %.2f%%, final %.2f%% (%s)",
-        summary["max_test_acc"], summary["final_test_acc"], s.out / "summary.csv",
+        summary["max_test_acc"],
+        summary["final_test_acc"],
+        s.out / "summary.csv",
     )
     return summary
 

@@ -22,7 +22,10 @@ from byzrun.errors import ConfigError
 from byzrun.models import build_model
 
 CPU = torch.device("cpu")
-ATTACK_NAMES = sorted(p.stem for p in (Path(CONF_DIR) / "attack").glob("*.yaml"))
+ATTACK_YAMLS = sorted(p.stem for p in (Path(CONF_DIR) / "attack").glob("*.yaml"))
+# YAMLs that preset a registered attack the way a paper's code runs it (Distributed Momentum paper)
+ATTACK_PRESETS = {"little": "alie", "empire": "ipm"}
+ATTACK_NAMES = [name for name in ATTACK_YAMLS if name not in ATTACK_PRESETS]
 
 
 class Rule(Defense):
@@ -468,6 +471,15 @@ def test_every_attack_yaml_instantiates_with_the_class_defaults(name):
 
 def test_every_registered_attack_has_a_yaml():
     assert sorted(REGISTRY) == ATTACK_NAMES
+
+
+def test_the_distributed_momentum_presets_are_its_code_settings():
+    little = attacks.build(make_cfg("attack=little").attack)
+    expected = ("alie", 1.5, "omniscient", "unbiased")
+    assert (little.name, little.factor, little.knowledge, little.std) == expected
+    empire = attacks.build(make_cfg("attack=empire").attack)
+    # the code's factor 1.1 on "honest mean + factor * (-honest mean)" is epsilon = 0.1
+    assert (empire.name, empire.factor, empire.knowledge) == ("ipm", 0.1, "omniscient")
 
 
 # ---------------------------------------------------------------------------- validation

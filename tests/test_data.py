@@ -104,7 +104,10 @@ def write_cifar(folder, files, label_key, n=6, classes=10, seed=0):
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
     for name in files:
-        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), label_key: list(rng.integers(0, classes, n))}
+        batch = {
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            label_key: list(rng.integers(0, classes, n)),
+        }
         with open(folder / name, "wb") as fh:
             pickle.dump(batch, fh)
 
@@ -112,7 +115,11 @@ def write_cifar(folder, files, label_key, n=6, classes=10, seed=0):
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
 def test_cifar_pickles_load(tmp_path, name):
     if name == "cifar10":
-        write_cifar(tmp_path / "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], b"labels")
+        write_cifar(
+            tmp_path / "cifar-10-batches-py",
+            [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"],
+            b"labels",
+        )
         n_train = 30
     else:
         write_cifar(tmp_path / "cifar-100-python", ["train", "test"], b"fine_labels", classes=100)
@@ -176,7 +183,9 @@ def test_random_crop_flip_returns_a_crop_of_the_padded_image():
     for b in range(16):
         candidates = [
             (padded[b, :, i : i + 8, j : j + 8], flip)
-            for i in range(5) for j in range(5) for flip in (False, True)
+            for i in range(5)
+            for j in range(5)
+            for flip in (False, True)
         ]
         matches = [flip for c, flip in candidates if torch.equal(c.flip(-1) if flip else c, out[b])]
         assert matches, f"image {b} is not a crop of its padded input"

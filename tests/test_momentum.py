@@ -39,7 +39,9 @@ def grads_at(setup, theta, idx):
 
 def test_worker_momentum_matches_a_hand_computation(digits_cfg):
     beta, lr = 0.5, 0.1
-    cfg = digits_cfg("rounds=3", "eval_every=3", "momentum.placement=worker", f"momentum.beta={beta}", f"lr={lr}")
+    cfg = digits_cfg(
+        "rounds=3", "eval_every=3", "momentum.placement=worker", f"momentum.beta={beta}", f"lr={lr}"
+    )
     submitted = []
     setup, theta, draws = run_with_fixed_batches(cfg, record=submitted)
     momenta = torch.zeros(cfg.n, setup.engine.d)
@@ -53,8 +55,13 @@ def test_worker_momentum_matches_a_hand_computation(digits_cfg):
 
 def test_worker_nesterov_submits_gradient_plus_beta_momentum(digits_cfg):
     beta = 0.5
-    cfg = digits_cfg("rounds=2", "eval_every=2", "momentum.placement=worker", f"momentum.beta={beta}",
-                     "momentum.nesterov=true")
+    cfg = digits_cfg(
+        "rounds=2",
+        "eval_every=2",
+        "momentum.placement=worker",
+        f"momentum.beta={beta}",
+        "momentum.nesterov=true",
+    )
     submitted = []
     setup, theta, draws = run_with_fixed_batches(cfg, rounds=2, record=submitted)
     momenta = torch.zeros(cfg.n, setup.engine.d)
@@ -90,8 +97,18 @@ def test_worker_momentum_lowers_the_variance_norm_ratio(digits_cfg):
     """The paper's mechanism: momenta average out noise, so their spread shrinks relative to their mean."""
     ratios = {}
     for placement in ("server", "worker"):
-        setup = prepare(digits_cfg("rounds=30", "eval_every=30", "diagnostics.every=1",
-                                   f"momentum.placement={placement}", "momentum.beta=0.9", "lr=0.05"))
+        setup = prepare(
+            digits_cfg(
+                "rounds=30",
+                "eval_every=30",
+                "diagnostics.every=1",
+                f"momentum.placement={placement}",
+                "momentum.beta=0.9",
+                "lr=0.05",
+            )
+        )
         train(setup)
-        ratios[placement] = sum(r["variance_norm_ratio"] for r in setup.metrics[10:]) / len(setup.metrics[10:])
+        ratios[placement] = sum(r["variance_norm_ratio"] for r in setup.metrics[10:]) / len(
+            setup.metrics[10:]
+        )
     assert ratios["worker"] < 0.5 * ratios["server"]

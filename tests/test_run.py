@@ -11,8 +11,19 @@ from byzrun import results
 from byzrun.train import prepare, run, train
 
 SUMMARY_COLUMNS = [
-    "dataset", "model", "defense", "attack", "n", "m", "z", "alpha", "seed",
-    "max_test_acc", "final_test_acc", "rounds", "wall_seconds",
+    "dataset",
+    "model",
+    "defense",
+    "attack",
+    "n",
+    "m",
+    "z",
+    "alpha",
+    "seed",
+    "max_test_acc",
+    "final_test_acc",
+    "rounds",
+    "wall_seconds",
 ]
 METRIC_COLUMNS = ["round", "epoch", "test_acc", "test_loss", "train_loss", "lr", "wall_seconds"]
 
@@ -30,7 +41,13 @@ def test_a_tiny_digits_run_learns_and_writes_its_results(digits_cfg):
     table = pd.read_csv(out / "summary.csv")
     assert len(table) == 1 and set(SUMMARY_COLUMNS) <= set(table.columns)
     row = table.iloc[0]
-    assert (row["dataset"], row["defense"], row["attack"], row["n"], row["m"]) == ("digits", "mean", "none", 11, 0)
+    assert (row["dataset"], row["defense"], row["attack"], row["n"], row["m"]) == (
+        "digits",
+        "mean",
+        "none",
+        11,
+        0,
+    )
     assert row["max_test_acc"] == pytest.approx(metrics["test_acc"].max())
     assert row["final_test_acc"] == pytest.approx(metrics["test_acc"].iloc[-1])
     assert row["rounds"] == 40

@@ -46,6 +46,6 @@ REGISTRY: dict[str, type[Attack]] = {
 
 def build(cfg) -> Attack:
     """Instantiate the attack described by the `attack` config group."""
-    from hydra.utils import instantiate
+    from byzrun.config import instantiate_group
 
-    return instantiate(cfg, _convert_="all")
+    return instantiate_group(cfg, "attack")

@@ -9,6 +9,7 @@ class Mean(Defense):
     """Coordinate-wise average of all n vectors. Not robust: NaN/Inf rows propagate."""
 
     robust = False
+    registry_name = "mean"
 
-    def __call__(self, G: Tensor, f: int) -> Tensor:
+    def aggregate(self, G: Tensor, f: int) -> Tensor:
         return G.mean(dim=0)
