@@ -45,11 +45,12 @@ from byzrun.results import atomic_write_text  # noqa: E402
 
 REPO_PAPER_NUMBERS = Path(__file__).resolve().parent.parent / "results" / "paper_numbers.csv"
 SUMMARY_COLUMNS = (
-    "dataset defense attack n m seed max_test_acc momentum diverged name config_hash max_backdoor_acc".split()
+    "dataset defense attack n m seed lr max_test_acc momentum diverged name config_hash "
+    "max_backdoor_acc".split()
 )
 # read as text: a hex config_hash such as "12e4567890" must not become a number
 TEXT_COLUMNS = ["dataset", "model", "defense", "attack", "momentum", "name", "config_hash"]
-NUMERIC_COLUMNS = ["n", "m", "seed", "max_test_acc", "max_backdoor_acc"]
+NUMERIC_COLUMNS = ["n", "m", "seed", "lr", "max_test_acc", "max_backdoor_acc"]
 PAPER_DATASETS = ["mnist", "cifar10", "cifar100"]
 DATASET_ORDER = ["mnist", "fashion_mnist", "cifar10", "cifar100", "digits"]
 DATASET_LABELS = {
@@ -162,7 +163,7 @@ def seed_stats(frame: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.D
     and how many runs of the group diverged."""
     long = frame.melt(id_vars=[*keys, "diverged"], value_vars=metrics, var_name="metric")
     return (
-        long.groupby([*keys, "metric"], sort=False)
+        long.groupby([*keys, "metric"], sort=False, dropna=False)
         .agg(
             mean=("value", "mean"),
             std=("value", "std"),
@@ -217,10 +218,11 @@ def paper_table(runs: pd.DataFrame, paper: pd.DataFrame, spec: PaperTable) -> pd
 
 
 def momentum_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, attack, defense, f): max test accuracy over seeds with server and with worker
-    momentum, and worker - server (difference of the means)."""
+    """Per (dataset, attack, defense, f, lr): max test accuracy over seeds with server and with worker
+    momentum, and worker - server (difference of the means). The paper's grid has two learning rates,
+    which must not be pooled."""
     grid = runs[(runs["name"] == "momentum") & runs["momentum"].isin(PLACEMENTS)].rename(columns={"m": "f"})
-    keys = ["dataset", "attack", "defense", "f"]
+    keys = ["dataset", "attack", "defense", "f", "lr"]
     for cell in duplicate_seed_cells(grid, [*keys, "momentum"]):
         warn(f"momentum: {cell} holds the same seed more than once (runs differing in other settings)")
     stats = seed_stats(grid, [*keys, "momentum"], ["max_test_acc"]).drop(columns="metric")
@@ -333,9 +335,8 @@ def paper_grid(
 
 def momentum_grid(table: pd.DataFrame, style: Style) -> tuple[list[tuple[str, str]], list[list[str]]]:
     """Columns and rows of the momentum table: keys, server, worker, Δ (worker − server)."""
-    columns = [
-        ("", c) for c in ("Dataset", "Attack", "Defense", "f", "server", "worker", "Δ (worker − server)")
-    ]
+    labels = ("Dataset", "Attack", "Defense", "f", "lr", "server", "worker", "Δ (worker − server)")
+    columns = [("", c) for c in labels]
     rows = []
     for r in table.itertuples(index=False):
         rows.append(
@@ -344,6 +345,7 @@ def momentum_grid(table: pd.DataFrame, style: Style) -> tuple[list[tuple[str, st
                 style.text(str(r.attack)),
                 style.text(str(r.defense)),
                 style.missing if missing(r.f) else str(int(r.f)),
+                style.missing if missing(r.lr) else f"{r.lr:g}",
                 format_stat(r.server_mean, r.server_std, r.server_seeds, r.server_diverged, style),
                 format_stat(r.worker_mean, r.worker_std, r.worker_seeds, r.worker_diverged, style),
                 format_diff(r.diff, style),

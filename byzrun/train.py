@@ -143,6 +143,10 @@ def train(s: Setup) -> dict:
         if m:
             x[h:], y[h:] = s.attack.poison_batch(x[h:], y[h:], data)
         G, worker_losses = engine.worker_grads(x, y)
+        if cfg.weight_decay:
+            G.add_(
+                theta, alpha=cfg.weight_decay
+            )  # an L2 term in every worker's loss, before clipping and momentum
         if cfg.grad_clip is not None:
             clip_rows(G, cfg.grad_clip)
         if worker_m is not None:
@@ -156,7 +160,7 @@ def train(s: Setup) -> dict:
             diverged_round = t + 1
             log.warning("round %d: the aggregate is not finite (NaN/Inf); the run diverged, stopping", t + 1)
             break
-        step = aggregate + cfg.weight_decay * theta if cfg.weight_decay else aggregate
+        step = aggregate
         if server_m is not None:
             server_m.mul_(beta).add_(step)
             step = step.add(server_m, alpha=beta) if nesterov else server_m
@@ -206,6 +210,7 @@ def summarize(s: Setup, diverged_round: int | None, wall: float) -> dict:
         "wall_seconds": wall,
         "momentum": cfg.momentum.placement,
         "beta": cfg.momentum.beta,
+        "lr": cfg.lr,
         "diverged": diverged_round is not None,
         "diverged_round": diverged_round,
         "name": cfg.name,

@@ -53,6 +53,29 @@ def test_worker_momentum_matches_a_hand_computation(digits_cfg):
     torch.testing.assert_close(setup.engine.theta, theta, rtol=1e-5, atol=1e-6)
 
 
+def test_weight_decay_and_clipping_enter_each_workers_momentum(digits_cfg):
+    beta, lr, wd, clip = 0.5, 0.1, 0.05, 0.5
+    cfg = digits_cfg(
+        "rounds=3",
+        "eval_every=3",
+        "momentum.placement=worker",
+        f"momentum.beta={beta}",
+        f"lr={lr}",
+        f"weight_decay={wd}",
+        f"grad_clip={clip}",
+    )
+    submitted = []
+    setup, theta, draws = run_with_fixed_batches(cfg, record=submitted)
+    momenta = torch.zeros(cfg.n, setup.engine.d)
+    for t, idx in enumerate(draws):
+        g = grads_at(setup, theta, idx) + wd * theta  # the L2 term of each worker's loss
+        g = g * (clip / g.norm(dim=1, keepdim=True)).clamp(max=1.0)  # then the clip
+        momenta = beta * momenta + g
+        torch.testing.assert_close(submitted[t], momenta, rtol=1e-5, atol=1e-6)
+        theta = theta - lr * momenta.mean(0)
+    torch.testing.assert_close(setup.engine.theta, theta, rtol=1e-5, atol=1e-6)
+
+
 def test_worker_nesterov_submits_gradient_plus_beta_momentum(digits_cfg):
     beta = 0.5
     cfg = digits_cfg(

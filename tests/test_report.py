@@ -84,7 +84,7 @@ def results(tmp_path: Path) -> Path:
         )
     write_run(res, attack="alie_backdoor", defense="krum", max_test_acc=94.0, max_backdoor_acc=100.0, **t2)
 
-    mom = dict(name="momentum", defense="krum", m=24)
+    mom = dict(name="momentum", defense="krum", m=24, lr=0.5)
     for placement, accs in (("server", [80.0, 82.0]), ("worker", [90.0, 94.0])):
         for seed, acc in enumerate(accs):
             ratio = 4.0 if placement == "server" else 0.5
@@ -96,6 +96,9 @@ def results(tmp_path: Path) -> Path:
                 max_test_acc=acc,
                 **mom,
             )
+    # the same cell at the paper's other learning rate: its own row, never pooled with lr=0.5
+    write_run(res, momentum="worker", seed=0, max_test_acc=50.0, config_hash="lr002", **{**mom, "lr": 0.02})
+    # an older summary without an lr column
     fashion = dict(dataset="fashion_mnist", defense="trimmed_mean", momentum="server", m=12, name="momentum")
     write_run(res, curve(70.0), max_test_acc=70.0, **fashion)
     return res
@@ -123,7 +126,7 @@ def md_rows(text: str) -> dict[str, list[str]]:
 
 def test_collect_tolerates_missing_columns_and_counts_each_run_once(results: Path):
     runs = report.collect(results)
-    assert len(runs) == 22
+    assert len(runs) == 23
     old = runs[runs["max_test_acc"] == 20.0].iloc[0]
     assert pd.isna(old["momentum"]) and not old["diverged"] and pd.isna(old["max_backdoor_acc"])
     copy = results / "backup" / "runs" / "copy"
@@ -131,7 +134,7 @@ def test_collect_tolerates_missing_columns_and_counts_each_run_once(results: Pat
     (copy / "summary.csv").write_text(
         (results / "runs" / "table1-mnist-trimmed_mean-alie-server-12-0" / "summary.csv").read_text()
     )
-    assert len(report.collect(results)) == 22
+    assert len(report.collect(results)) == 23
 
 
 def test_mean_std_over_seeds_with_paper_number_and_difference(results: Path):
@@ -208,16 +211,17 @@ def test_table2_benign_and_backdoor_columns(written):
 def test_momentum_table_difference(written):
     results, _ = written
     csv = pd.read_csv(results / "momentum.csv")
-    krum = csv[(csv["dataset"] == "mnist") & (csv["defense"] == "krum")].iloc[0]
+    krum = csv[(csv["dataset"] == "mnist") & (csv["defense"] == "krum") & (csv["lr"] == 0.5)].iloc[0]
     assert (krum["attack"], krum["f"]) == ("alie", 24)
     assert (krum["server_mean"], krum["worker_mean"], krum["diff"]) == (81.0, 92.0, 11.0)
     assert krum["server_seeds"] == 2 and krum["worker_std"] == pytest.approx(math.sqrt(8), abs=1e-4)
     median = csv[csv["defense"] == "trimmed_mean"].iloc[0]
     assert median["server_mean"] == 70.0 and pd.isna(median["worker_mean"]) and pd.isna(median["diff"])
     lines = (results / "momentum.md").read_text().splitlines()
-    assert lines[2] == "| Dataset | Attack | Defense | f | server | worker | Δ (worker − server) |"
-    assert lines[4] == "| MNIST | alie | krum | 24 | 81.0 ± 1.4 (2) | 92.0 ± 2.8 (2) | +11.0 |"
-    assert lines[5] == "| Fashion-MNIST | alie | trimmed_mean | 12 | 70.0 (1) | – | – |"
+    assert lines[2] == "| Dataset | Attack | Defense | f | lr | server | worker | Δ (worker − server) |"
+    assert lines[4] == "| MNIST | alie | krum | 24 | 0.02 | – | 50.0 (1) | – |"
+    assert lines[5] == "| MNIST | alie | krum | 24 | 0.5 | 81.0 ± 1.4 (2) | 92.0 ± 2.8 (2) | +11.0 |"
+    assert lines[6] == "| Fashion-MNIST | alie | trimmed_mean | 12 | – | 70.0 (1) | – | – |"
 
 
 def test_latex_is_a_well_formed_tabular(written):

@@ -72,6 +72,11 @@ def test_momentum_presets_follow_the_distributed_momentum_paper():
     params = hydra_cfg.hydra.sweeper.params
     assert str(params.m) == "12,24" and str(params["momentum.placement"]) == "server,worker"
     assert str(params.seed) == "1,2,3,4,5"
+    assert str(params.defense) == "dm_krum,median,trimmed_mean,phocas,meamed,bulyan"
+    assert str(params.attack) == "little,empire"
+    # the code's "krum": Multi-Krum over the n-f-2 best rows, plain distances
+    dm_krum = defenses.build(make_cfg("experiment=momentum_grid_mnist").defense)
+    assert (type(dm_krum).__name__, dm_krum.count(51, 12), dm_krum.distances) == ("MultiKrum", 37, "plain")
 
 
 def test_the_slurm_launcher_config_composes():
