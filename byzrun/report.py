@@ -28,9 +28,8 @@ is not a directory, or the paper numbers cannot be read.
 from __future__ import annotations
 
 import argparse
-import os
+import io
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -406,17 +405,13 @@ MOMENTUM_LEGEND = (
 
 
 def atomic_savefig(fig, path: Path) -> None:
-    """Save a figure as PNG to a temporary file in the same folder, then rename it over `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    """Render a figure as PNG and write it atomically (see byzrun.results)."""
+    buffer = io.BytesIO()
     try:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     finally:
         plt.close(fig)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def load_metrics(runs: pd.DataFrame) -> pd.DataFrame:

@@ -12,12 +12,12 @@ from omegaconf import DictConfig, OmegaConf
 from byzrun.config import config_hash
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, then rename it over `path`."""
+def atomic_write_text(path: Path, text: str | bytes) -> None:
+    """Write text (or bytes: a PNG) to a temporary file in the same folder, then rename it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

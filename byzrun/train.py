@@ -143,10 +143,8 @@ def train(s: Setup) -> dict:
         if m:
             x[h:], y[h:] = s.attack.poison_batch(x[h:], y[h:], data)
         G, worker_losses = engine.worker_grads(x, y)
-        if cfg.weight_decay:
-            G.add_(
-                theta, alpha=cfg.weight_decay
-            )  # an L2 term in every worker's loss, before clipping and momentum
+        if cfg.weight_decay:  # an L2 term in every worker's loss, before clipping and momentum
+            G.add_(theta, alpha=cfg.weight_decay)
         if cfg.grad_clip is not None:
             clip_rows(G, cfg.grad_clip)
         if worker_m is not None:
