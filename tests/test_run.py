@@ -119,3 +119,11 @@ def test_the_cli_quick_start_learns_offline(tmp_path):
     assert "max test accuracy" in done.stdout
     summary = pd.read_csv(next(tmp_path.glob("runs/*/summary.csv")))
     assert summary["max_test_acc"].iloc[0] > 90.0
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
+    from byzrun.results import _UMASK, atomic_write_text
+
+    path = tmp_path / "summary.csv"
+    atomic_write_text(path, "a\n")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_UMASK
