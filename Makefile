@@ -2,8 +2,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+RESULTS ?= results
+# where `make data` puts datasets: $$BYZRUN_DATA if set (where byzrun reads them), else data/
+DATA ?= $(or $(BYZRUN_DATA),data)
 
-.PHONY: install test lint format bench tables clean
+.PHONY: install test lint format bench tables clean data
 
 install:  ## create $(VENV) and install byzrun (editable) with the test tools
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +24,14 @@ format:
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+data:  ## download MNIST, CIFAR-10, CIFAR-100 into $(DATA) (skips those present; see --help)
+	$(PY) -m byzrun.fetch_data --root $(DATA)
+
 bench:  ## speed of the hot path (batched gradients, aggregation rules)
 	$(PY) -m byzrun.bench
 
-tables:  ## collect results/**/summary.csv into the papers' tables
-	$(PY) scripts/make_tables.py
+tables:  ## the papers' tables and plots from the runs under $(RESULTS), e.g. `make tables RESULTS=results/paper`
+	$(PY) scripts/make_tables.py --results-dir $(RESULTS)
 
 clean:
 	rm -rf results/runs results/.sweeps .pytest_cache

@@ -33,6 +33,8 @@ def validate(cfg: DictConfig) -> None:
     _int(cfg, "batch_size", 1)
     _int(cfg, "rounds", 1)
     _int(cfg, "eval_every", 1)
+    if cfg.get("eval_first") is not None:
+        _int(cfg, "eval_first", 1)
     _int(cfg, "eval_batch_size", 1)
     _int(cfg, "bn_calibration", 0)
     if cfg.diagnostics.every is not None:
@@ -52,8 +54,8 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"weight_decay must be >= 0, got {cfg.weight_decay}")
     if cfg.grad_clip is not None and not cfg.grad_clip > 0:
         raise ConfigError(f"grad_clip must be > 0 or null, got {cfg.grad_clip}")
-    if cfg.sampling not in ("iid", "shards"):
-        raise ConfigError(f"unknown sampling {cfg.sampling!r}; choose iid or shards")
+    if cfg.sampling not in ("iid", "shards", "alie_code"):
+        raise ConfigError(f"unknown sampling {cfg.sampling!r}; choose iid, shards or alie_code")
     if cfg.momentum.placement not in ("server", "worker", "none"):
         raise ConfigError(
             f"unknown momentum.placement {cfg.momentum.placement!r}; choose server, worker or none"

@@ -1,4 +1,5 @@
-"""The papers' models (see ../shared/PAPER_SETUP.md).
+"""The papers' models: the ALIE paper's MNIST MLP, CIFAR-10 CNN and CIFAR-100 WideResNet-40-4, and the
+Distributed Momentum paper's CNN (each as the authors' public code builds it).
 
 - mlp: MNIST fully connected 784 -> 100 (ReLU) -> 10, Xavier-uniform first layer (ALIE code).
 - cnn: the CIFAR-10 network of the ALIE paper (conv 16, conv 64, fc 384-192-10).
@@ -81,11 +82,13 @@ class MLP(nn.Module):
 
 
 class CifarCNN(nn.Module):
-    """ALIE's CIFAR-10 network: conv3x3 16, maxpool 3, conv4x4 64, maxpool 4, fc 64-384-192-classes."""
+    """ALIE's CIFAR-10 network: conv3x3 16, maxpool 3, conv4x4 64, maxpool 4, fc 64-384-192-classes;
+    Xavier-uniform first convolution, as the authors' code initialises it."""
 
     def __init__(self, in_shape: tuple[int, ...], num_classes: int):
         super().__init__()
         self.conv1 = nn.Conv2d(in_shape[0], 16, 3)
+        nn.init.xavier_uniform_(self.conv1.weight)
         self.conv2 = nn.Conv2d(16, 64, 4)
         self.fc1 = nn.Linear(64, 384)
         self.fc2 = nn.Linear(384, 192)

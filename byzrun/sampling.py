@@ -14,15 +14,33 @@ class WorkerSampler:
 
     iid:    each worker draws b indices uniformly at random from the whole training set
             (with replacement across rounds and workers: i.i.d. workers as in the papers).
-    shards: the ALIE code's scheme: the training set is split into n disjoint random shards of
-            equal size (the remainder is dropped) and each worker cycles through its own shard,
-            reshuffling it after every pass.
+    shards: the training set is split into n disjoint random shards of equal size (the remainder
+            is dropped) and each worker cycles through its own shard, reshuffling it after every
+            pass.
+    alie_code: exactly what the ALIE authors' code gets from torch's DistributedSampler, which it
+            never calls set_epoch on: one permutation of the training set from seed 0 (the same in
+            every run, whatever the run's seed), padded to n*ceil(N/n) by repeating its head;
+            worker rank r owns every n-th index from r and walks it in that fixed order in
+            batches of b, the last batch of a pass short (MNIST, n=51, b=128: shards of 1,177,
+            every 10th round a batch of 25 for all workers). The code's Byzantine workers are
+            ranks 0..m-1, so byzrun's Byzantine rows n-m..n-1 get those shards: row i has rank
+            (i + m) mod n.
     """
 
-    def __init__(self, num_samples: int, n: int, batch_size: int, mode: str, generator: torch.Generator):
+    def __init__(
+        self,
+        num_samples: int,
+        n: int,
+        batch_size: int,
+        mode: str,
+        generator: torch.Generator,
+        m: int = 0,
+    ):
         self.N, self.n, self.b, self.mode, self.gen = num_samples, n, batch_size, mode, generator
         self.device = generator.device
-        if mode == "shards":
+        if mode == "alie_code":
+            self._distributed_sampler_shards(m)
+        elif mode == "shards":
             self.shard_size = num_samples // n
             if batch_size > self.shard_size:
                 raise ConfigError(
@@ -33,7 +51,16 @@ class WorkerSampler:
             self.shards = perm[: n * self.shard_size].view(n, self.shard_size)
             self._reshuffle()
         elif mode != "iid":
-            raise ConfigError(f"unknown sampling {mode!r}; choose iid or shards")
+            raise ConfigError(f"unknown sampling {mode!r}; choose iid, shards or alie_code")
+
+    def _distributed_sampler_shards(self, m: int) -> None:
+        perm = torch.randperm(self.N, generator=torch.Generator().manual_seed(0))
+        total = -(-self.N // self.n) * self.n
+        padded = torch.cat([perm, perm[: total - self.N]])
+        ranks = (torch.arange(self.n) + m) % self.n
+        self.order = padded.view(-1, self.n).t()[ranks].to(self.device)  # [n, ceil(N/n)]
+        self.shard_size = self.order.shape[1]
+        self.pos = 0
 
     def _reshuffle(self) -> None:
         order = torch.rand(self.n, self.shard_size, generator=self.gen, device=self.device).argsort(dim=1)
@@ -43,6 +70,10 @@ class WorkerSampler:
     def next(self) -> Tensor:
         if self.mode == "iid":
             return torch.randint(self.N, (self.n, self.b), generator=self.gen, device=self.device)
+        if self.mode == "alie_code":  # fixed order; the last batch of a pass is short
+            idx = self.order[:, self.pos : self.pos + self.b]
+            self.pos = self.pos + self.b if self.pos + self.b < self.shard_size else 0
+            return idx
         if self.pos + self.b > self.shard_size:
             self._reshuffle()
         idx = self.order[:, self.pos : self.pos + self.b]

@@ -1,6 +1,6 @@
 """One run: synchronous parameter-server SGD with n simulated workers, m of them Byzantine.
 
-The hot path of a round (see ../shared/DESIGN.md):
+The hot path of a round:
   batches [n, b] by indexing -> all n honest gradients in one vmapped pass -> optional per-worker
   clipping and worker momentum -> the attack writes the last m rows -> defense(G, m) -> server step.
 """
@@ -74,7 +74,7 @@ def prepare(cfg: DictConfig) -> Setup | None:
     model = build_model(cfg.model.name, data.in_shape, data.num_classes, **model_options)
     engine = Engine(model, device, cfg.worker_chunk)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    sampler = WorkerSampler(len(data.train_y), n, cfg.batch_size, cfg.sampling, generator)
+    sampler = WorkerSampler(len(data.train_y), n, cfg.batch_size, cfg.sampling, generator, m)
     return Setup(cfg, device, out, defense, attack, data, engine, sampler, generator)
 
 
@@ -82,6 +82,13 @@ def learning_rate(cfg: DictConfig, t: int) -> float:
     if cfg.lr_schedule == "inverse":
         return cfg.lr * cfg.lr_decay / (t + cfg.lr_decay)
     return cfg.lr
+
+
+def is_eval_round(cfg: DictConfig, r: int) -> bool:
+    """Evaluate after round r (1-based): every eval_every rounds from eval_first (default: eval_every;
+    the ALIE code evaluates after rounds 1, 6, 11, ...: eval_first=1), and after the last round."""
+    first = cfg.get("eval_first") or cfg.eval_every
+    return (r >= first and (r - first) % cfg.eval_every == 0) or r == cfg.rounds
 
 
 def clip_rows(G: Tensor, max_norm: float) -> Tensor:
@@ -164,7 +171,7 @@ def train(s: Setup) -> dict:
             step = step.add(server_m, alpha=beta) if nesterov else server_m
         theta.add_(step, alpha=-engine.lr)
         losses.append(worker_losses[:h].mean())
-        is_eval = (t + 1) % cfg.eval_every == 0 or t + 1 == cfg.rounds
+        is_eval = is_eval_round(cfg, t + 1)
         every = cfg.diagnostics.every
         if is_eval or (every and (t + 1) % every == 0):
             tested = {}
@@ -212,14 +219,15 @@ def summarize(s: Setup, diverged_round: int | None, wall: float) -> dict:
         "diverged": diverged_round is not None,
         "diverged_round": diverged_round,
         "name": cfg.name,
+        "row": cfg.get("row"),
         "config_hash": config_hash(cfg),
     }
     row.update(s.attack.summary_fields())
-    if "backdoor_acc" in metrics:
-        backdoor = metrics["backdoor_acc"].dropna()
-        row["max_backdoor_acc"] = backdoor.max() if len(backdoor) else math.nan
-        final = backdoor.iloc[-1] if len(backdoor) and diverged_round is None else math.nan
-        row["final_backdoor_acc"] = final
+    for column in ("backdoor_acc", "backdoor_acc_own"):
+        if column in metrics:
+            values = metrics[column].dropna()
+            row[f"max_{column}"] = values.max() if len(values) else math.nan
+            row[f"final_{column}"] = values.iloc[-1] if len(values) and diverged_round is None else math.nan
     return row
 
 

@@ -1,4 +1,4 @@
-"""`make tables`: the papers' tables and plots from the runs under results/ (see byzrun.report).
+"""`make tables`: the papers' tables and plots from the runs under a results folder (see byzrun.report).
 
 Usage: python scripts/make_tables.py [--results-dir DIR] [--paper-numbers CSV]
 """

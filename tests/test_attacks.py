@@ -24,7 +24,7 @@ from byzrun.models import build_model
 CPU = torch.device("cpu")
 ATTACK_YAMLS = sorted(p.stem for p in (Path(CONF_DIR) / "attack").glob("*.yaml"))
 # YAMLs that preset a registered attack the way a paper's code runs it (Distributed Momentum paper)
-ATTACK_PRESETS = {"little": "alie", "empire": "ipm"}
+ATTACK_PRESETS = {"little": "alie", "empire": "ipm", "alie_backdoor_code": "alie_backdoor"}
 ATTACK_NAMES = [name for name in ATTACK_YAMLS if name not in ATTACK_PRESETS]
 
 
@@ -223,7 +223,7 @@ def test_backdoor_accuracy_is_low_on_a_clean_model_and_high_once_the_attack_is_a
     assert attack.eval_metrics(engine)["backdoor_acc"] > 90
 
 
-def test_backdoor_batches_momentum_and_code_loss_form_run():
+def test_backdoor_batches_and_momentum_run():
     engine, data = tiny_engine(), tiny_data()
     attack = build(
         "alie_backdoor",
@@ -235,10 +235,61 @@ def test_backdoor_batches_momentum_and_code_loss_form_run():
         batch_size=20,
         local_momentum=0.9,
         weight_decay=1e-4,
-        loss_form="alie_code",
     )
     out = attack(backdoor_ctx(engine))
     assert out.shape == (4, engine.d) and bool(torch.isfinite(out).all())
+
+
+def test_backdoor_code_distance_is_the_sum_of_each_tensors_mse():
+    engine, data = tiny_engine(), tiny_data()
+    start = engine.theta.clone()
+    v = start + torch.linspace(0, 1, engine.d)
+    expected = sum(
+        ((v_t - s_t) ** 2).mean()
+        for v_t, s_t in zip(engine.unflatten(v).values(), engine.unflatten(start).values())
+    )
+    code = build("alie_backdoor", data=data, convention="alie_code", trigger_size=3)
+    paper = build("alie_backdoor", data=data, trigger_size=3)
+    torch.testing.assert_close(code.distance(engine, v, start), expected)
+    torch.testing.assert_close(paper.distance(engine, v, start), ((v - start) ** 2).mean())
+    assert len(engine.numels) > 1 and not torch.isclose(expected, ((v - start) ** 2).mean())
+
+
+@pytest.mark.parametrize("convention", ["paper", "alie_code"])
+def test_backdoor_untrained_attacker_sends_the_formula_of_its_convention(convention):
+    """With no local step V = V_0 = theta - lr*mu: the paper's conversion gives back mu, the code's
+    (V_0 - (V + lr*mu))/lr gives -mu, clipped into [mu - z sigma, mu + z sigma]."""
+    engine, data = tiny_engine(), tiny_data()
+    engine.lr = 0.1
+    ctx = backdoor_ctx(engine)
+    attack = build("alie_backdoor", m=4, data=data, local_steps=0, trigger_size=3, convention=convention)
+    sigma, mu = torch.std_mean(ctx.own, 0, correction=0)
+    g = mu if convention == "paper" else -mu
+    expected = torch.minimum(torch.maximum(g, mu - 0.2 * sigma), mu + 0.2 * sigma)
+    torch.testing.assert_close(attack(ctx)[0], expected, atol=1e-6, rtol=1e-5)
+
+
+def test_backdoor_code_convention_keeps_one_sample_set_and_stops_training_once_learnt():
+    engine, data = tiny_engine(), tiny_data()
+    engine.lr = 0.1
+    attack = build("alie_backdoor", m=4, data=data, samples=40, trigger_size=3, convention="alie_code")
+    first = attack.own_set.clone()
+    attack(backdoor_ctx(engine))
+    assert torch.equal(attack.own_set, first) and attack.name == "alie_backdoor_code"
+    # a model that maps every triggered image to the target: the code skips training (V = V_0)
+    attack.own_accuracy = lambda engine, theta=None: 100.0
+    start = engine.theta - 0.1
+    torch.testing.assert_close(attack.train(engine, start), start)
+
+
+def test_backdoor_reports_both_accuracies():
+    engine, data = tiny_engine(), tiny_data()
+    attack = build("alie_backdoor", data=data, samples=60, trigger_size=3)
+    metrics = attack.eval_metrics(engine)
+    x = attack.trigger.apply(data.train_x[attack.own_set], data)
+    own = (engine.predict(x).argmax(1) == 0).float().mean().item() * 100
+    assert set(metrics) == {"backdoor_acc", "backdoor_acc_own"}
+    assert metrics["backdoor_acc_own"] == pytest.approx(own)
 
 
 # ---------------------------------------------------------------------------- the simpler attacks
@@ -504,7 +555,9 @@ def test_the_distributed_momentum_presets_are_its_code_settings():
         ("alie_backdoor", {"samples": 10**6}, "attack.samples must be an integer in [1, 1000]"),
         ("alie_backdoor", {"knowledge": "all"}, "attack.knowledge='all' is unknown"),
         ("alie_backdoor", {"local_lr": 0}, "local_lr must be > 0"),
-        ("alie_backdoor", {"alpha": 0, "loss_form": "alie_code"}, "divides by alpha"),
+        ("alie_backdoor", {"alpha": 0, "convention": "alie_code"}, "divides by alpha"),
+        ("alie_backdoor", {"convention": "code"}, "attack.convention='code' is unknown"),
+        ("alie_backdoor", {"lr_fading": 0}, "attack.lr_fading must be > 0"),
         ("ipm", {"epsilon": -0.1}, "attack.epsilon must be a number >= 0 or search"),
         ("sign_flip", {"scale": 0}, "attack.scale must be > 0"),
         ("gaussian", {"sigma": -1}, "attack.sigma must be a number >= 0"),
@@ -556,3 +609,21 @@ def test_round_metrics_on_constructed_inputs():
     assert out["byz_selected"] == 1 and not any(k.startswith("flip_share") for k in out)
     out = diagnostics.round_metrics(honest, G, aggregate, 1, PickRows([0, 1]), None)
     assert out["byz_selected"] == 0
+
+
+def test_backdoor_lr_fading_is_the_server_lr_scaled_by_F_over_round_plus_F():
+    """The code's attacker uses its workers' fading rate lr*F/(round+F) for V_0 and the conversion."""
+    engine, data = tiny_engine(), tiny_data()
+    ctx = backdoor_ctx(engine)
+    ctx.round = 30
+    options = dict(m=4, data=data, samples=40, local_steps=2, batch_size=20, trigger_size=3, local_lr=0.1)
+    torch.manual_seed(0)
+    fading = build("alie_backdoor", convention="alie_code", lr_fading=10.0, **options)
+    torch.manual_seed(0)
+    plain = build("alie_backdoor", convention="alie_code", **options)
+    engine.lr = 0.1
+    out = fading(ctx)
+    engine.lr = 0.1 * 10 / (30 + 10)
+    torch.testing.assert_close(out, plain(ctx))
+    engine.lr = 0.1
+    assert not torch.allclose(out, plain(ctx))

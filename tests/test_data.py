@@ -157,6 +157,22 @@ def test_iid_sampler_shape_and_range():
     assert idx.shape == (7, 5) and idx.min() >= 0 and idx.max() < 100
 
 
+def test_alie_code_sampler_is_torchs_distributed_sampler_with_byzantine_rows_on_ranks_0_to_m():
+    """The ALIE code's users get their batches from DistributedSampler(rank=user id) without
+    set_epoch: the same shards and order every pass, padded, the last batch of a pass short."""
+    from torch.utils.data.distributed import DistributedSampler
+
+    N, n, m, b = 103, 5, 2, 8  # padded to 105 = 5 x 21: shards of 21, batches 8, 8, 5
+    shards = {r: list(DistributedSampler(range(N), num_replicas=n, rank=r)) for r in range(n)}
+    sampler = WorkerSampler(N, n, b, "alie_code", torch.Generator().manual_seed(123), m)
+    for t in range(7):
+        idx = sampler.next()
+        start = [0, 8, 16][t % 3]
+        assert idx.shape == (n, [8, 8, 5][t % 3])
+        for row in range(n):
+            assert idx[row].tolist() == shards[(row + m) % n][start : start + b]
+
+
 def test_shard_sampler_gives_disjoint_shards_and_cycles_through_them():
     gen = torch.Generator().manual_seed(0)
     sampler = WorkerSampler(103, 5, 4, "shards", gen)  # shards of 20, 3 samples dropped

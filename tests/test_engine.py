@@ -115,3 +115,12 @@ def test_three_rounds_with_m0_and_mean_equal_plain_sgd_on_the_concatenated_batch
         F.cross_entropy(ref(x), y).backward()
         opt.step()
     torch.testing.assert_close(setup.engine.theta, torch.nn.utils.parameters_to_vector(ref.parameters()))
+
+
+def test_cifar_cnn_first_convolution_is_xavier_uniform_as_the_alie_code():
+    torch.manual_seed(0)
+    model = build_model("cnn", (3, 32, 32), 10)
+    torch.manual_seed(0)
+    reference = torch.nn.Conv2d(3, 16, 3)
+    torch.nn.init.xavier_uniform_(reference.weight)
+    assert torch.equal(model.conv1.weight, reference.weight)

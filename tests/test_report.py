@@ -1,279 +1,456 @@
-"""byzrun.report on hand-made runs: cell values, paper numbers, missing cells, layouts, plots, the script."""
+"""byzrun.report on hand-made runs: keying (never mixing settings), cells, captions, paper numbers, the
+momentum table, missing cells, skipped runs, layouts, plots, determinism and the script."""
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from byzrun import report
+from byzrun.report import collect, specs
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLE1_HEADER = (
-    "| Defense | MNIST ours | MNIST paper | MNIST Δ | CIFAR10 ours | CIFAR10 paper | CIFAR10 Δ "
-    "| CIFAR100 ours | CIFAR100 paper | CIFAR100 Δ | digits ours | digits paper | digits Δ |"
-)
+BASE = {
+    "n": 51, "m": 12, "seed": 1, "rounds": 300, "batch_size": 128, "sampling": "alie_code", "lr": 0.1,
+    "lr_schedule": "constant", "lr_decay": 10000, "weight_decay": 0.0, "grad_clip": None,
+    "momentum": {"placement": "server", "beta": 0.9, "nesterov": False}, "eval_every": 5, "eval_first": 1,
+    "diagnostics": {"every": None, "sign_flip_z": None}, "eval_batch_size": 1000, "bn_calibration": 2048,
+    "worker_chunk": None, "device": "cpu", "results_dir": "results", "progress": False, "name": "table1",
+    "row": None, "model": {"name": "mlp", "hidden": 100},
+    "dataset": {"name": "mnist", "root": "data", "download": False, "num_classes": 10, "augment": False},
+}  # fmt: skip
+DEFENSES = {
+    "mean": {"_target_": "byzrun.defenses.Mean", "pre": []},
+    "trimmed_mean": {"_target_": "byzrun.defenses.TrimmedMean", "variant": "nearest_n-2f", "pre": []},
+    "krum": {"_target_": "byzrun.defenses.Krum", "distances": "squared", "neighbours": "paper", "pre": []},
+    "bulyan": {"_target_": "byzrun.defenses.Bulyan", "pre": []},
+    "median": {"_target_": "byzrun.defenses.Median", "pre": []},
+    "dm_krum": {"_target_": "byzrun.defenses.MultiKrum", "distances": "plain", "pre": []},
+}
+ATTACKS = {
+    "none": {"_target_": "byzrun.attacks.NoAttack"},
+    "alie": {"_target_": "byzrun.attacks.ALIE", "factor": 1.5, "z": None, "knowledge": "corrupted"},
+    "little": {"_target_": "byzrun.attacks.ALIE", "factor": 1.5, "z": None, "knowledge": "omniscient"},
+    "alie_backdoor": {"_target_": "byzrun.attacks.ALIEBackdoor", "alpha": 0.2, "z": 0.2, "target": 0},
+}
+KRUM_CODE = {"defense.distances": "plain", "defense.neighbours": "alie_code"}
+T2 = {"name": "table2"}
+MOM = {"name": "momentum", "m": 24, "lr": 0.5, "batch_size": 83, "sampling": "iid", "eval_first": None}
 
 
-def write_run(results: Path, metrics: list[dict] | None = None, drop: tuple[str, ...] = (), **fields) -> Path:
-    """One run directory with a summary.csv (ALIE Table 1 defaults overridden by `fields`)."""
+def set_dotted(tree: dict, key: str, value) -> None:
+    *parents, leaf = key.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[leaf] = value
+
+
+def write_run(
+    results: Path,
+    defense: str = "mean",
+    attack: str = "alie",
+    seed: int = 1,
+    acc: float = 90.0,
+    final: float | None = None,
+    config: dict | None = None,
+    summary: dict | None = None,
+    curves: dict | None = None,
+) -> Path:
+    """One run directory: config.yaml (BASE with the defense, attack, seed and dotted `config`
+    overrides), summary.csv (max acc, final acc = acc - 1 unless given, `summary` overrides) and
+    metrics.csv (test_acc rising to acc at rounds 1, rounds/2, rounds; `curves`: more columns as
+    their value at the last round)."""
+    cfg = copy.deepcopy(BASE)
+    cfg.update(seed=seed, defense=copy.deepcopy(DEFENSES[defense]), attack=copy.deepcopy(ATTACKS[attack]))
+    for key, value in (config or {}).items():
+        set_dotted(cfg, key, value)
+    config_hash = hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10]
     row = {
-        "dataset": "mnist", "model": "mlp", "defense": "mean", "attack": "alie", "n": 51, "m": 12,
-        "z": 1.5, "alpha": math.nan, "seed": 0, "max_test_acc": 90.0, "final_test_acc": 89.0, "rounds": 20,
-        "wall_seconds": 1.0, "momentum": "server", "beta": 0.9, "diverged": False, "diverged_round": None,
-        "name": "table1",
+        "dataset": cfg["dataset"]["name"], "model": cfg["model"]["name"], "defense": defense,
+        "attack": attack, "n": cfg["n"], "m": cfg["m"], "z": math.nan, "alpha": math.nan, "seed": seed,
+        "max_test_acc": acc, "final_test_acc": acc - 1 if final is None else final,
+        "rounds": cfg["rounds"], "wall_seconds": 1.0, "momentum": cfg["momentum"]["placement"],
+        "beta": 0.9, "lr": cfg["lr"], "diverged": False, "diverged_round": None, "name": cfg["name"],
+        "row": cfg["row"], "config_hash": config_hash, **(summary or {}),
     }  # fmt: skip
-    row.update(fields)
-    keys = ("name", "dataset", "defense", "attack", "momentum", "m", "seed", "config_hash")
-    label = "-".join(str(row[k]) for k in keys if k in row)
-    row.setdefault("config_hash", label)
-    for key in drop:
-        row.pop(key)
-    directory = results / "runs" / label
+    directory = results / "runs" / f"{cfg['name']}-{defense}-{attack}-s{seed}-{config_hash}"
     directory.mkdir(parents=True)
+    (directory / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
     pd.DataFrame([row]).to_csv(directory / "summary.csv", index=False)
-    if metrics is not None:
-        pd.DataFrame(metrics).to_csv(directory / "metrics.csv", index=False)
+    rounds = [1, cfg["rounds"] // 2, cfg["rounds"]]
+    extra = curves or {}
+    metrics = [
+        {"round": r, "test_acc": acc * r / rounds[-1], **{k: v * r / rounds[-1] for k, v in extra.items()}}
+        for r in rounds
+    ]
+    pd.DataFrame(metrics).to_csv(directory / "metrics.csv", index=False)
     return directory
 
 
-def curve(final: float, **extra) -> list[dict]:
-    return [
-        {"round": r, "test_acc": final * r / 20, **{k: v * r for k, v in extra.items()}} for r in (5, 10, 20)
-    ]
+def table1(row: str, **config) -> dict:
+    return {"config": {"row": row, **config}}
 
 
-@pytest.fixture
-def results(tmp_path: Path) -> Path:
-    """Runs for all three tables, with gaps (missing cells) and runs that must be ignored."""
-    res = tmp_path / "results"
-    t1 = dict(name="table1")
-    for seed, acc in enumerate([95.0, 96.0, 97.0]):
-        write_run(res, curve(acc), attack="none", m=0, seed=seed, max_test_acc=acc, **t1)
-    for seed, acc in enumerate([90.0, 92.0]):
-        write_run(res, curve(acc), defense="mean", seed=seed, max_test_acc=acc, **t1)
-    write_run(res, curve(88.0), defense="trimmed_mean", max_test_acc=88.0, **t1)
-    # Krum on MNIST missing; Bulyan with a diverged seed; one digits run (no paper number there)
-    write_run(res, curve(85.0), defense="bulyan", seed=0, max_test_acc=85.0, **t1)
-    write_run(
-        res, curve(87.0), defense="bulyan", seed=1, max_test_acc=87.0, diverged=True, diverged_round=15, **t1
-    )
-    write_run(res, curve(50.0), dataset="digits", defense="krum", max_test_acc=50.0, **t1)
-    # ignored: no table name, an attack that is not in the table, old summary without optional columns
-    write_run(res, dataset="cifar10", defense="krum", max_test_acc=10.0, name=None)
-    write_run(res, dataset="cifar10", defense="krum", attack="ipm", max_test_acc=11.0, **t1)
-    write_run(res, dataset="cifar10", defense="krum", max_test_acc=20.0, drop=("momentum", "diverged"), **t1)
-
-    t2 = dict(name="table2", z=0.2, alpha=0.2)
-    write_run(res, curve(96.0), attack="none", seed=0, max_test_acc=96.0, **t2)
-    write_run(res, curve(96.0), attack="none", seed=1, max_test_acc=97.0, **t2)
-    for seed, (acc, backdoor) in enumerate([(95.0, 30.0), (97.0, 40.0)]):
-        write_run(
-            res,
-            curve(acc),
-            attack="alie_backdoor",
-            seed=seed,
-            max_test_acc=acc,
-            max_backdoor_acc=backdoor,
-            **t2,
-        )
-    write_run(res, attack="alie_backdoor", defense="krum", max_test_acc=94.0, max_backdoor_acc=100.0, **t2)
-
-    mom = dict(name="momentum", defense="krum", m=24, lr=0.5)
-    for placement, accs in (("server", [80.0, 82.0]), ("worker", [90.0, 94.0])):
-        for seed, acc in enumerate(accs):
+def make_runs(res: Path) -> Path:
+    """Runs for all three tables with gaps, a second protocol, duplicates and runs to skip."""
+    for seed, acc, final in ((1, 95.0, 94.0), (2, 96.0, 95.0), (3, 97.0, 97.0)):
+        write_run(res, "mean", "none", seed, acc, final, **table1("No Attack"))
+    for seed, acc in ((1, 90.0), (2, 92.0)):
+        write_run(res, "mean", "alie", seed, acc, **table1("No Defense"))
+    write_run(res, "krum", "alie", 1, 80.0, **table1("Krum (paper)"))
+    write_run(res, "krum", "alie", 1, 77.0, **table1("Krum (ALIE code)", **KRUM_CODE))
+    write_run(res, "bulyan", "alie", 1, 85.0, **table1("Bulyan (paper)"))
+    diverged = {"diverged": True, "diverged_round": 150, "final_test_acc": math.nan}
+    write_run(res, "bulyan", "alie", 2, 87.0, summary=diverged, **table1("Bulyan (paper)"))
+    write_run(res, "median", "alie", 1, 70.0, config={"row": None})  # no row label
+    # a shortened protocol of the same table and dataset, and another dataset
+    write_run(res, "mean", "none", 1, 60.0, **table1("No Attack", rounds=50))
+    write_run(res, "krum", "alie", 1, 20.0, **table1("Krum (paper)", **{"dataset.name": "cifar10"}))
+    # Table 2
+    for seed, acc in ((1, 96.0), (2, 97.0)):
+        write_run(res, "mean", "none", seed, acc, config={"row": "No Attack", **T2})
+    backdoor = [(1, 95.0, 30.0, 60.0), (2, 97.0, 40.0, 80.0)]
+    for seed, acc, bd, own in backdoor:
+        fields = {"max_backdoor_acc": bd, "final_backdoor_acc": bd - 5, "max_backdoor_acc_own": own,
+                  "final_backdoor_acc_own": own - 10}  # fmt: skip
+        write_run(res, "mean", "alie_backdoor", seed, acc, summary=fields,
+                  config={"row": "No Defense (paper)", **T2}, curves={"backdoor_acc": bd})  # fmt: skip
+    # momentum: two placements x two seeds, the same cell at another lr, and one with other weight decay
+    for placement, accs in (("server", (80.0, 82.0)), ("worker", (90.0, 94.0))):
+        for seed, acc in enumerate(accs, start=1):
             ratio = 4.0 if placement == "server" else 0.5
+            config = {**MOM, "momentum.placement": placement}
             write_run(
-                res,
-                curve(acc, variance_norm_ratio=ratio),
-                momentum=placement,
-                seed=seed,
-                max_test_acc=acc,
-                **mom,
+                res, "dm_krum", "little", seed, acc, config=config, curves={"variance_norm_ratio": ratio}
             )
-    # the same cell at the paper's other learning rate: its own row, never pooled with lr=0.5
-    write_run(res, momentum="worker", seed=0, max_test_acc=50.0, config_hash="lr002", **{**mom, "lr": 0.02})
-    # an older summary without an lr column
-    fashion = dict(dataset="fashion_mnist", defense="trimmed_mean", momentum="server", m=12, name="momentum")
-    write_run(res, curve(70.0), max_test_acc=70.0, **fashion)
+    write_run(res, "dm_krum", "little", 1, 50.0, config={**MOM, "lr": 0.02, "momentum.placement": "worker"})
+    write_run(res, "dm_krum", "little", 1, 60.0, config={**MOM, "weight_decay": 0.0001})
+    fashion = {**MOM, "dataset.name": "fashion_mnist", "m": 12}
+    write_run(res, "trimmed_mean", "little", 1, 70.0, config=fashion)
+    # ignored: no table name; counted once: a copy; skipped: no config, broken config
+    write_run(res, "krum", "alie", 1, 10.0, config={"name": None})
+    copied = res / "backup" / "runs" / "copy"
+    shutil.copytree(next((res / "runs").glob("table1-krum-alie-s1-*")), copied)
+    write_run(res, "mean", "alie", 9, 1.0, **table1("No Defense")).joinpath("config.yaml").unlink()
+    broken = write_run(res, "mean", "alie", 8, 1.0, **table1("No Defense"))
+    (broken / "config.yaml").write_text("n: [1, 2\nm: {")
     return res
 
 
-@pytest.fixture
-def written(results: Path, capsys) -> tuple[Path, str]:
-    assert report.main(["--results-dir", str(results)]) == 0
-    return results, capsys.readouterr().out
+@pytest.fixture(scope="module")
+def written(tmp_path_factory) -> tuple[Path, str, str]:
+    res = make_runs(tmp_path_factory.mktemp("report") / "results")
+    out, err = run_in_process(res)
+    return res, out, err
 
 
-def cell(table: pd.DataFrame, row: str, dataset: str, metric: str = "max_test_acc") -> pd.Series:
-    hit = table[(table["row"] == row) & (table["dataset"] == dataset) & (table["metric"] == metric)]
-    assert len(hit) == 1, (row, dataset, metric)
-    return hit.iloc[0]
+def run_in_process(res: Path) -> tuple[str, str]:
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert report.main(["--results-dir", str(res)]) == 0
+    return out.getvalue(), err.getvalue()
 
 
 def md_rows(text: str) -> dict[str, list[str]]:
-    """Markdown table rows by their first cell."""
-    lines = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| Defense")]
+    """Markdown table rows by their first cell (the header row left out)."""
+    lines = [line for line in text.splitlines() if line.startswith("| ")][1:]
     return {
         cells[0]: cells[1:] for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines)
     }
 
 
-def test_collect_tolerates_missing_columns_and_counts_each_run_once(results: Path):
-    runs = report.collect(results)
-    assert len(runs) == 23
-    old = runs[runs["max_test_acc"] == 20.0].iloc[0]
-    assert pd.isna(old["momentum"]) and not old["diverged"] and pd.isna(old["max_backdoor_acc"])
-    copy = results / "backup" / "runs" / "copy"
-    copy.mkdir(parents=True)
-    (copy / "summary.csv").write_text(
-        (results / "runs" / "table1-mnist-trimmed_mean-alie-server-12-0" / "summary.csv").read_text()
-    )
-    assert len(report.collect(results)) == 23
+def stem_of(res: Path, prefix: str) -> str:
+    (path,) = [p.stem for p in res.glob(f"{prefix}-*.md")]
+    return path
 
 
-def test_mean_std_over_seeds_with_paper_number_and_difference(results: Path):
-    paper = report.load_paper_numbers(report.REPO_PAPER_NUMBERS)
-    table = report.paper_table(report.collect(results), paper, report.TABLE1)
-    no_attack = cell(table, "No Attack", "mnist")
+# ---------------------------------------------------------------- collect
+
+
+def test_settings_drop_only_what_does_not_change_results():
+    config = copy.deepcopy(BASE) | {"hydra": {"job": {"num": 3}}, "defense": {"_target_": "x", "pre": []}}
+    settings = collect.result_settings(config)
+    for gone in ("seed", "device", "results_dir", "progress", "eval_batch_size", "worker_chunk"):
+        assert gone not in settings
+    assert not [k for k in settings if k.startswith(("hydra.", "diagnostics.", "dataset.root"))]
+    assert "dataset.download" not in settings and "grad_clip" not in settings  # null counts as absent
+    for kept in ("rounds", "batch_size", "lr", "sampling", "momentum.beta", "eval_first", "model.hidden"):
+        assert kept in settings
+    assert settings["defense.pre"] == [] and settings["dataset.name"] == "mnist"
+
+
+def test_collect_skips_unreadable_runs_and_counts_copies_once(written):
+    res, _, err = written
+    runs = collect.collect(res)
+    assert len(runs) == 24
+    assert "same config_hash as backup/runs/copy, counted once" in err
+    assert "no config.yaml" in err and "unreadable config.yaml" in err
+    assert not any(r.seed in (8, 9) for r in runs)
+
+
+# ---------------------------------------------------------------- paper tables
+
+
+def test_seeds_of_the_same_settings_pool(written):
+    res, _, _ = written
+    rows = md_rows((res / "table1_mnist.md").read_text())
+    assert rows["No Attack"] == [
+        "96.0 ± 1.0 (3)", "s1 95.0 · s2 96.0 · s3 97.0", "95.3 ± 1.5 (3)", "s1 94.0 · s2 95.0 · s3 97.0",
+        "96.1", "-0.1",
+    ]  # fmt: skip
+    assert rows["No Defense"] == ["91.0 ± 1.4 (2)", "s1 90.0 · s2 92.0", "90.0 ± 1.4 (2)",
+                                  "s1 89.0 · s2 91.0", "91.1", "-0.1"]  # fmt: skip
+    assert rows["Bulyan (paper)"] == ["86.0 ± 1.4 (2)†", "s1 85.0 · s2 87.0†", "84.0 (1)", "s1 84.0 · s2 –†",
+                                      "87.9", "-1.9"]  # fmt: skip
+    csv = pd.read_csv(res / "table1_mnist.csv")
+    no_attack = csv[csv["row"] == "No Attack"].iloc[0]
     assert (no_attack["mean"], no_attack["std"], no_attack["seeds"]) == (96.0, 1.0, 3)
-    assert no_attack["paper"] == 96.1 and no_attack["diff"] == pytest.approx(-0.1)
-    no_defense = cell(table, "No Defense", "mnist")
-    assert no_defense["mean"] == 91.0 and no_defense["std"] == pytest.approx(math.sqrt(2))
-    assert no_defense["diff"] == pytest.approx(91.0 - 91.1)
-    trimmed = cell(table, "Trimmed Mean", "mnist")
-    assert trimmed["seeds"] == 1 and pd.isna(trimmed["std"]) and trimmed["diff"] == pytest.approx(-0.3)
-    bulyan = cell(table, "Bulyan", "mnist")
-    assert (bulyan["mean"], bulyan["diverged"], bulyan["paper"]) == (86.0, 1, 87.9)
-    # the ipm run and the run without a table name are not in the Krum/CIFAR10 cell
-    krum_cifar = cell(table, "Krum", "cifar10")
-    assert (krum_cifar["mean"], krum_cifar["seeds"], krum_cifar["paper"]) == (20.0, 1, 20.3)
+    assert no_attack["final_mean"] == pytest.approx(95.3333) and no_attack["final_std"] == pytest.approx(
+        math.sqrt(7 / 3), abs=1e-4
+    )
+    assert no_attack["per_seed"] == "s1 95.0 · s2 96.0 · s3 97.0" and no_attack["diff"] == pytest.approx(-0.1)
 
 
-def test_markdown_layout_row_order_and_cells(written):
-    results, out = written
-    text = (results / "table1.md").read_text()
-    lines = text.splitlines()
-    assert lines[0] == f"## {report.TABLE1.title}"
-    assert lines[2] == TABLE1_HEADER
-    assert lines[3] == "|" + "|".join(["---"] * 13) + "|"
-    rows = md_rows(text)
-    assert list(rows) == ["No Attack", "No Defense", "Trimmed Mean", "Krum", "Bulyan"]
-    assert rows["No Attack"][:3] == ["96.0 ± 1.0 (3)", "96.1", "-0.1"]
-    assert rows["No Defense"][:3] == ["91.0 ± 1.4 (2)", "91.1", "-0.1"]
-    assert rows["Trimmed Mean"][:3] == ["88.0 (1)", "88.3", "-0.3"]
-    assert rows["Bulyan"][:3] == ["86.0 ± 1.4 (2)†", "87.9", "-1.9"]
-    assert text in out  # printed to stdout too
+def test_row_order_and_both_conventions_beside_the_same_paper_number(written):
+    res, _, _ = written
+    rows = md_rows((res / "table1_mnist.md").read_text())
+    assert list(rows) == [*specs.TABLE1.rows, "median / alie"]
+    assert rows["Krum (paper)"][0] == "80.0 (1)" and rows["Krum (ALIE code)"][0] == "77.0 (1)"
+    assert rows["Krum (paper)"][4:] == ["78.5", "+1.5"] and rows["Krum (ALIE code)"][4:] == ["78.5", "-1.5"]
+    assert rows["median / alie"][4:] == ["–", "–"]  # no paper number for an unlabelled row
 
 
 def test_missing_cells_stay_missing(written):
-    results, _ = written
-    rows = md_rows((results / "table1.md").read_text())
-    assert rows["Krum"][:3] == ["–", "78.5", "–"]  # no run: paper number only
-    assert rows["No Attack"][3:6] == ["–", "59.6", "–"]  # CIFAR10 without runs
-    assert rows["Krum"][9:12] == ["50.0 (1)", "–", "–"]  # digits: no paper number
-    assert rows["No Attack"][9:12] == ["–", "–", "–"]
-    csv = pd.read_csv(results / "table1.csv")
-    krum = cell(csv, "Krum", "mnist")
-    assert pd.isna(krum["mean"]) and pd.isna(krum["std"]) and pd.isna(krum["diff"]) and krum["seeds"] == 0
-    assert krum["paper"] == 78.5
-    raw = (results / "table1.csv").read_text().splitlines()
-    assert "Krum,mnist,max_test_acc,,,0,0,78.5," in raw
-    tex = (results / "table1.tex").read_text()
-    krum_line = next(line for line in tex.splitlines() if line.startswith("Krum &"))
-    assert krum_line.startswith("Krum & -- & 78.5 & --")
-
-
-def test_table2_benign_and_backdoor_columns(written):
-    results, _ = written
-    text = (results / "table2.md").read_text()
-    header = next(line for line in text.splitlines() if line.startswith("| Defense"))
-    assert header.startswith(
-        "| Defense | MNIST benign ours | MNIST benign paper | MNIST benign Δ "
-        "| MNIST backdoor ours | MNIST backdoor paper | MNIST backdoor Δ |"
+    res, _, _ = written
+    rows = md_rows((res / "table1_mnist.md").read_text())
+    assert rows["Trimmed Mean (ALIE code)"] == ["–", "–", "–", "–", "88.3", "–"]
+    csv = pd.read_csv(res / "table1_mnist.csv", keep_default_na=False)
+    trimmed = csv[csv["row"] == "Trimmed Mean (paper)"].iloc[0]
+    assert (
+        trimmed["mean"] == ""
+        and trimmed["per_seed"] == ""
+        and trimmed["diff"] == ""
+        and trimmed["seeds"] == 0
     )
+    tex = (res / "table1_mnist.tex").read_text()
+    line = next(line for line in tex.splitlines() if line.startswith("Trimmed Mean (paper) &"))
+    assert line == r"Trimmed Mean (paper) & -- & -- & -- & -- & 88.3 & -- \\"
+
+
+def test_caption_is_written_from_the_runs_settings(written):
+    res, _, _ = written
+    title = (res / "table1_mnist.md").read_text().splitlines()[0]
+    assert title == (
+        "## table1_mnist: ALIE Table 1 (convergence prevention), MNIST, model mlp: n=51, m=12, z=1.5, "
+        "300 rounds, batch 128 per worker, lr 0.1 constant, server momentum 0.9, sampling alie_code, "
+        "evaluation every 5 rounds from round 1, 1–3 seeds per row"
+    )
+    assert specs.TABLE1.convention_note in (res / "table1_mnist.md").read_text()
+
+
+def test_caption_follows_batch_size_and_lr(tmp_path: Path, capsys):
+    for seed in (1, 2):
+        write_run(tmp_path, "mean", "none", seed, config={"row": "No Attack", "batch_size": 32, "lr": 0.05})
+    assert report.main(["--results-dir", str(tmp_path)]) == 0
+    title = (tmp_path / "table1_mnist.md").read_text().splitlines()[0]
+    assert "batch 32 per worker, lr 0.05 constant" in title and title.endswith("2 seeds")
+    assert "z=" not in title  # no attacked row: no z
+
+
+def test_runs_differing_only_in_rounds_never_pool(written):
+    res, _, _ = written
+    short = stem_of(res, "table1_mnist")
+    assert re.fullmatch(r"table1_mnist-[0-9a-f]{6}", short)
+    text = (res / f"{short}.md").read_text()
+    assert text.splitlines()[0] == (
+        f"## {short}: ALIE Table 1 (convergence prevention), MNIST (shortened: 50 of the paper's 300 rounds, "
+        "not comparable with the paper's numbers), model mlp: n=51, m=12, 50 rounds, batch 128 per "
+        "worker, lr 0.1 constant, server momentum 0.9, sampling alie_code, evaluation every 5 rounds from "
+        "round 1, 1 seed"
+    )
+    assert "Protocol differs from table1_mnist in: rounds=50 (there 300)." in text
+    assert md_rows(text)["No Attack"] == ["60.0 (1)", "s1 60.0", "59.0 (1)", "s1 59.0", "96.1", "–"]
+    assert md_rows((res / "table1_mnist.md").read_text())["No Attack"][0] == "96.0 ± 1.0 (3)"
+    csv = pd.read_csv(res / f"{short}.csv")
+    assert csv["shortened"].all() and csv["diff"].isna().all() and (csv["rounds"] == 50).all()
+
+
+def test_each_dataset_is_its_own_section(written):
+    res, _, _ = written
+    rows = md_rows((res / "table1_cifar10.md").read_text())
+    assert rows["Krum (paper)"] == ["20.0 (1)", "s1 20.0", "19.0 (1)", "s1 19.0", "20.3", "-0.3"]
+    assert rows["No Attack"][:4] == ["–"] * 4
+
+
+def test_runs_differing_only_in_a_defense_option_never_pool(tmp_path: Path, capsys):
+    write_run(tmp_path, "krum", "alie", 1, 80.0, config={"row": "Krum (paper)"})
+    write_run(tmp_path, "krum", "alie", 2, 82.0, config={"row": "Krum (paper)"})
+    write_run(tmp_path, "krum", "alie", 1, 70.0, config={"row": "Krum (paper)", "defense.neighbours": "x"})
+    assert report.main(["--results-dir", str(tmp_path)]) == 0
+    assert "share the label 'Krum (paper)'" in capsys.readouterr().err
+    rows = md_rows((tmp_path / "table1_mnist.md").read_text())
+    assert rows["Krum (paper) [defense.neighbours=paper]"][:2] == ["81.0 ± 1.4 (2)", "s1 80.0 · s2 82.0"]
+    assert rows["Krum (paper) [defense.neighbours=x]"][:2] == ["70.0 (1)", "s1 70.0"]
+    assert rows["Krum (paper) [defense.neighbours=x]"][4] == "78.5"  # still beside the paper's Krum
+    assert not list(tmp_path.glob("table1_mnist-*"))  # one protocol: rows differ in defense.* only
+
+
+def test_table2_benign_and_both_backdoor_metrics(written):
+    res, _, _ = written
+    text = (res / "table2_mnist.md").read_text()
+    header = text.splitlines()[2]
+    assert header.startswith("| Row | benign max | benign max per seed | benign final |")
+    assert "| backdoor (test images) max |" in header and "| backdoor (attacker's images) Δ |" in header
     rows = md_rows(text)
-    assert rows["No Attack"][:6] == ["96.5 ± 0.7 (2)", "96.1", "+0.4", "–", "–", "–"]
-    assert rows["No Defense"][:6] == ["96.0 ± 1.4 (2)", "96.0", "+0.0", "35.0 ± 7.1 (2)", "36.9", "-1.9"]
-    assert rows["Krum"][:6] == ["94.0 (1)", "95.2", "-1.2", "100.0 (1)", "100.0", "+0.0"]
-    assert rows["Bulyan"][3:6] == ["–", "99.9", "–"]
-    csv = pd.read_csv(results / "table2.csv")
-    backdoor = cell(csv, "No Defense", "mnist", "max_backdoor_acc")
-    assert backdoor["mean"] == 35.0 and backdoor["paper"] == 36.9 and backdoor["diff"] == pytest.approx(-1.9)
-    assert csv[(csv["row"] == "No Attack") & (csv["metric"] == "max_backdoor_acc")].empty
+    benign, test_images, own = (rows["No Defense (paper)"][i : i + 6] for i in (0, 6, 12))
+    assert benign == [
+        "96.0 ± 1.4 (2)",
+        "s1 95.0 · s2 97.0",
+        "95.0 ± 1.4 (2)",
+        "s1 94.0 · s2 96.0",
+        "96.0",
+        "+0.0",
+    ]
+    assert test_images == ["35.0 ± 7.1 (2)", "s1 30.0 · s2 40.0", "30.0 ± 7.1 (2)", "s1 25.0 · s2 35.0",
+                           "36.9", "-1.9"]  # fmt: skip
+    assert own == ["70.0 ± 14.1 (2)", "s1 60.0 · s2 80.0", "60.0 ± 14.1 (2)", "s1 50.0 · s2 70.0",
+                   "36.9", "+33.1"]  # fmt: skip
+    assert rows["No Attack"][:6] == ["96.5 ± 0.7 (2)", "s1 96.0 · s2 97.0", "95.5 ± 0.7 (2)",
+                                     "s1 95.0 · s2 96.0", "96.1", "+0.4"]  # fmt: skip
+    assert rows["No Attack"][6:] == ["–"] * 12  # no backdoor values without an attack
+    assert rows["No Defense (ALIE code)"][4] == "96.0" and rows["Krum (ALIE code)"][10] == "100.0"
+    csv = pd.read_csv(res / "table2_mnist.csv")
+    assert set(csv.loc[csv["row"] == "No Attack", "metric"]) == {"max_test_acc"}
+    own_line = csv[(csv["row"] == "No Defense (paper)") & (csv["metric"] == "max_backdoor_acc_own")].iloc[0]
+    assert (own_line["mean"], own_line["paper"], own_line["final_mean"]) == (70.0, 36.9, 60.0)
+    assert "z=0.2, α=0.2" in text.splitlines()[0]
 
 
-def test_momentum_table_difference(written):
-    results, _ = written
-    csv = pd.read_csv(results / "momentum.csv")
-    krum = csv[(csv["dataset"] == "mnist") & (csv["defense"] == "krum") & (csv["lr"] == 0.5)].iloc[0]
-    assert (krum["attack"], krum["f"]) == ("alie", 24)
-    assert (krum["server_mean"], krum["worker_mean"], krum["diff"]) == (81.0, 92.0, 11.0)
-    assert krum["server_seeds"] == 2 and krum["worker_std"] == pytest.approx(math.sqrt(8), abs=1e-4)
-    median = csv[csv["defense"] == "trimmed_mean"].iloc[0]
-    assert median["server_mean"] == 70.0 and pd.isna(median["worker_mean"]) and pd.isna(median["diff"])
-    lines = (results / "momentum.md").read_text().splitlines()
-    assert lines[2] == "| Dataset | Attack | Defense | f | lr | server | worker | Δ (worker − server) |"
-    assert lines[4] == "| MNIST | alie | krum | 24 | 0.02 | – | 50.0 (1) | – |"
-    assert lines[5] == "| MNIST | alie | krum | 24 | 0.5 | 81.0 ± 1.4 (2) | 92.0 ± 2.8 (2) | +11.0 |"
-    assert lines[6] == "| Fashion-MNIST | alie | trimmed_mean | 12 | – | 70.0 (1) | – | – |"
+# ---------------------------------------------------------------- momentum
 
 
-def test_latex_is_a_well_formed_tabular(written):
-    results, _ = written
-    for stem in ("table1", "table2", "momentum"):
-        tex = (results / f"{stem}.tex").read_text()
-        body = [line for line in tex.splitlines() if line.endswith(r"\\")]
+def test_momentum_table_keys_on_every_setting_but_seed_and_placement(written):
+    res, _, err = written
+    lines = (res / "momentum_mnist.md").read_text().splitlines()
+    assert lines[2] == (
+        "| Dataset | Attack | Defense | f | lr | server | server per seed | worker | worker per seed "
+        "| Δ (worker − server) |"
+    )
+    assert lines[4] == "| MNIST | little | dm_krum | 24 | 0.02 | – | – | 50.0 (1) | s1 50.0 | – |"
+    assert (
+        lines[5]
+        == "| MNIST | little | dm_krum [weight_decay=0.0001] | 24 | 0.5 | 60.0 (1) | s1 60.0 | – | – | – |"
+    )
+    assert lines[6] == (
+        "| MNIST | little | dm_krum [weight_decay=0.0] | 24 | 0.5 | 81.0 ± 1.4 (2) | s1 80.0 · s2 82.0 "
+        "| 92.0 ± 2.8 (2) | s1 90.0 · s2 94.0 | +11.0 |"
+    )
+    assert "lr {0.02, 0.5} constant" in lines[0] and "weight decay {0, 0.0001}" in lines[0]
+    csv = pd.read_csv(res / "momentum_mnist.csv")
+    pooled = csv[csv["variant"] == "[weight_decay=0.0]"].iloc[0]
+    assert (pooled["server_mean"], pooled["worker_mean"], pooled["diff"]) == (81.0, 92.0, 11.0)
+    assert pooled["worker_std"] == pytest.approx(math.sqrt(8), abs=1e-4) and pooled["server_seeds"] == 2
+    fashion = md_rows((res / "momentum_fashion_mnist.md").read_text())
+    assert fashion["Fashion-MNIST"] == [
+        "little",
+        "trimmed_mean",
+        "12",
+        "0.5",
+        "70.0 (1)",
+        "s1 70.0",
+        "–",
+        "–",
+        "–",
+    ]
+    assert "2 rows with distinct settings share the label 'little / dm_krum / f=24 / lr=0.5'" in err
+
+
+# ---------------------------------------------------------------- files
+
+
+def test_files_written_and_latex_well_formed(written):
+    res, out, _ = written
+    short = stem_of(res, "table1_mnist")
+    stems = [
+        "table1_mnist",
+        short,
+        "table1_cifar10",
+        "table2_mnist",
+        "momentum_mnist",
+        "momentum_fashion_mnist",
+    ]
+    for stem in stems:
+        for ext in ("md", "csv", "tex"):
+            assert f"wrote {res / f'{stem}.{ext}'}" in out
+        tex = (res / f"{stem}.tex").read_text()
         assert r"\begin{tabular}" in tex and tex.rstrip().endswith(r"\end{tabular}")
-        assert not set("±Δ–−†α") & set(tex), stem  # written as $\pm$, $\Delta$, --, $-$, $^\dagger$
-        text = re.sub(r"(?m)^% ", "", tex).replace(" & ", " ")  # leave out comment marks and separators
-        assert not re.search(r"(?<!\\)[_%&]", text), stem  # _ % & escaped
+        assert not set("±Δ–−†α·") & set(tex), stem
+        text = re.sub(r"(?m)^% ", "", tex).replace(" & ", " ")
+        assert not re.search(r"(?<!\\)[_%&]", text), stem
         columns = len(tex.split(r"\begin{tabular}{")[1].split("}")[0])
-        data = [line for line in body if r"\multicolumn" not in line]
-        assert all(line.count(" & ") == columns - 1 for line in data), stem
-    table1 = (results / "table1.tex").read_text()
-    assert r"96.0 $\pm$ 1.0 (3) & 96.1 & $-0.1$" in table1
-    assert r"\multicolumn{3}{c}{MNIST}" in table1 and r"86.0 $\pm$ 1.4 (2)$^\dagger$" in table1
+        body = [line for line in tex.splitlines() if line.endswith(r"\\") and r"\multicolumn" not in line]
+        assert all(line.count(" & ") == columns - 1 for line in body), stem
+    pngs = [f"{s}_curves.png" for s in stems[:4]] + ["momentum_mnist_variance_norm.png"]
+    for name in pngs:
+        assert (res / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (res / "momentum_fashion_mnist_variance_norm.png").exists()  # no ratio logged
+    assert not list(res.glob(".*.tmp")) and not list(res.glob("table1.*"))
+    tables = (res / "tables.md").read_text()
+    order = [tables.index(f"## {stem}:") for stem in stems]
+    assert order == sorted(order)
+    assert "runs/" not in tables and str(res) not in tables
 
 
-def test_plots_are_written(written):
-    results, out = written
-    pngs = ["accuracy_table1_mnist", "accuracy_table1_digits", "accuracy_table2_mnist", "variance_norm_mnist"]
-    for stem in pngs:
-        path = results / f"{stem}.png"
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert f"wrote {path}" in out
-    # no metrics with the ratio for the Fashion-MNIST momentum run: no plot
-    assert not (results / "variance_norm_fashion_mnist.png").exists()
-    assert not list(results.glob(".*.tmp"))
+def test_the_same_runs_give_the_same_bytes(written, tmp_path: Path):
+    res, _, _ = written
+    again = tmp_path / "elsewhere"
+    shutil.copytree(res / "runs", again / "runs")
+    shutil.copytree(res / "backup", again / "backup")
+    run_in_process(again)
+    first = {p.name: p.read_bytes() for p in res.iterdir() if p.is_file()}
+    second = {p.name: p.read_bytes() for p in again.iterdir() if p.is_file()}
+    assert sorted(first) == sorted(second) and len(first) == 6 * 3 + 5 + 1
+    assert [name for name in first if first[name] != second[name]] == []
 
 
-def test_doubtful_runs_are_reported(results: Path, capsys):
-    write_run(results, attack="none", m=0, seed=0, max_test_acc=90.0, name="table1", config_hash="other-lr")
-    assert report.main(["--results-dir", str(results)]) == 0
-    err = capsys.readouterr().err
-    assert "table1: row=No Attack, dataset=mnist holds the same seed more than once" in err
-    assert "table1: 1 run(s) with a defense/attack pair not in the table left out" in err  # the ipm run
-
-
-def test_paper_numbers_file_holds_the_alie_tables():
-    paper = pd.read_csv(report.REPO_PAPER_NUMBERS)
-    assert list(paper.columns) == ["paper", "table", "row", "dataset", "metric", "value", "source"]
+def test_paper_numbers_ship_with_the_package():
+    assert specs.PAPER_NUMBERS == ROOT / "byzrun" / "report" / "paper_numbers.csv"
+    paper = pd.read_csv(specs.PAPER_NUMBERS)
+    assert list(paper.columns) == specs.PAPER_COLUMNS and len(paper) == 15 + 27
     assert not paper.duplicated(["paper", "table", "row", "dataset", "metric"]).any()
-    assert len(paper) == 15 + 27
-    value = paper.set_index(["table", "row", "dataset", "metric"])["value"]
-    assert value[("table1", "Krum", "cifar100", "max_test_acc")] == 16.9
-    assert value[("table2", "No Defense", "cifar100", "max_backdoor_acc")] == 0.0
-    assert value[("table2", "Bulyan", "cifar10", "max_backdoor_acc")] == 84.3
-    assert set(paper["source"]) == {
-        "Baruch et al. 2019, A Little Is Enough (NeurIPS), Table 1",
-        "Baruch et al. 2019, A Little Is Enough (NeurIPS), Table 2",
-    }
+    numbers = specs.load_paper_numbers()
+    assert numbers[("table1", "Krum", "cifar100", "max_test_acc")] == 16.9
+    assert numbers[("table2", "Bulyan", "cifar10", "max_backdoor_acc")] == 84.3
+    assert specs.paper_row("Krum (ALIE code)") == specs.paper_row("Krum (paper)") == "Krum"
+
+
+def test_paper_numbers_option(tmp_path: Path, capsys):
+    write_run(tmp_path, "mean", "none", 1, 50.0, config={"row": "No Attack"})
+    own = tmp_path / "mine.csv"
+    own.write_text(
+        "paper,table,row,dataset,metric,value,source\nalie,table1,No Attack,mnist,max_test_acc,40,x\n"
+    )
+    assert report.main(["--results-dir", str(tmp_path), "--paper-numbers", str(own)]) == 0
+    assert md_rows((tmp_path / "table1_mnist.md").read_text())["No Attack"][4:] == ["40.0", "+10.0"]
+    assert report.main(["--results-dir", str(tmp_path), "--paper-numbers", str(tmp_path / "no.csv")]) == 1
+    assert "cannot read the paper numbers" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the script
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess:
@@ -285,22 +462,17 @@ def run_script(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_script_writes_the_tables(results: Path):
-    done = run_script("--results-dir", str(results))
-    assert done.returncode == 0, done.stderr
-    assert TABLE1_HEADER in done.stdout
-    for stem in ("table1", "table2", "momentum"):
-        for ext in ("md", "csv", "tex"):
-            assert f"wrote {results / f'{stem}.{ext}'}" in done.stdout
-
-
-def test_script_without_runs_or_without_a_results_dir(tmp_path: Path):
-    empty = run_script("--results-dir", str(tmp_path))
-    assert empty.returncode == 0
-    assert empty.stdout.strip().splitlines() == [
+def test_exit_codes(tmp_path: Path, capsys):
+    assert report.main(["--results-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip().splitlines() == [
         f"byzrun tables: no runs found (no summary.csv under {tmp_path}/runs/); produce some with "
         "e.g. `byzrun -m experiment=table1_mnist`, then run `make tables` again."
     ]
     assert not list(tmp_path.iterdir())
+    assert report.main(["--results-dir", str(tmp_path / "nowhere")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    write_run(tmp_path, config={"name": None})
+    assert report.main(["--results-dir", str(tmp_path)]) == 0
+    assert "no run was launched for a table" in capsys.readouterr().out
     gone = run_script("--results-dir", str(tmp_path / "nowhere"))
     assert gone.returncode == 1 and "does not exist" in gone.stderr

@@ -127,3 +127,16 @@ def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
     path = tmp_path / "summary.csv"
     atomic_write_text(path, "a\n")
     assert path.stat().st_mode & 0o777 == 0o666 & ~_UMASK
+
+
+@pytest.mark.parametrize(
+    "first,expected",
+    [(None, [5, 10, 15, 17]), (1, [1, 6, 11, 16, 17]), (3, [3, 8, 13, 17])],
+)
+def test_evaluation_rounds_start_at_eval_first(first, expected):
+    from omegaconf import OmegaConf
+
+    from byzrun.train import is_eval_round
+
+    cfg = OmegaConf.create({"eval_every": 5, "eval_first": first, "rounds": 17})
+    assert [r for r in range(1, 18) if is_eval_round(cfg, r)] == expected

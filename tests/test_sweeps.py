@@ -23,18 +23,97 @@ def test_the_paper_presets_exist():
         assert f"momentum_grid_{dataset}" in PRESETS
 
 
-@pytest.mark.parametrize("preset", PRESETS)
-def test_every_preset_composes_and_every_sweep_point_builds(preset):
+def sweep_params(preset: str):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"experiment={preset}"], return_hydra_config=True)
-    params = cfg.hydra.sweeper.params
-    assert "seed" in params and len(str(params.seed).split(",")) >= 3  # several seeds by default
-    for defense in str(params.defense).split(","):
-        for attack in str(params.attack).split(","):
-            point = make_cfg(f"experiment={preset}", f"defense={defense}", f"attack={attack}")
-            assert point.name in ("table1", "table2", "momentum")
-            assert isinstance(defenses.build(point.defense), defenses.Defense)
-            assert isinstance(attacks.build(point.attack), attacks.Attack)
+    return cfg.hydra.sweeper.params
+
+
+def sweep_points(preset: str) -> list[list[str]]:
+    """The overrides of every sweep point of a preset, the seed left out."""
+    params = {k: str(v).split(",") for k, v in sweep_params(preset).items() if k != "seed"}
+    points = [[]]
+    for key, values in params.items():
+        points = [[*p, f"{key}={v}"] for p in points for v in values]
+    return points
+
+
+@pytest.mark.parametrize(
+    "preset", [p for p in PRESETS if p.startswith("momentum")] + ["table1_mnist", "table2_cifar10"]
+)
+def test_every_preset_composes_and_every_sweep_point_builds(preset):
+    assert len(str(sweep_params(preset).seed).split(",")) >= 3  # several seeds by default
+    for point in sweep_points(preset):
+        cfg = make_cfg(f"experiment={preset}", *point)
+        assert cfg.name in ("table1", "table2", "momentum")
+        assert isinstance(defenses.build(cfg.defense), defenses.Defense)
+        assert isinstance(attacks.build(cfg.attack), attacks.Attack)
+
+
+# The cells each ALIE table preset runs: (row label, attack, defense) -- exactly these, nothing else
+TABLE1_CELLS = [
+    ("No Attack", "none", "mean"),
+    ("No Defense", "alie", "mean"),
+    ("Trimmed Mean (paper)", "alie", "trimmed_mean"),
+    ("Trimmed Mean (ALIE code)", "alie", "trimmed_mean_alie_code"),
+    ("Krum (paper)", "alie", "krum"),
+    ("Krum (ALIE code)", "alie", "krum_alie_code"),
+    ("Bulyan (paper)", "alie", "bulyan"),
+    ("Bulyan (ALIE code)", "alie", "bulyan_alie_code"),
+]
+TABLE2_CELLS = [
+    ("No Attack", "none", "mean"),
+    ("No Defense (paper)", "alie_backdoor", "mean"),
+    ("No Defense (ALIE code)", "alie_backdoor_code", "mean"),
+    ("Trimmed Mean (paper)", "alie_backdoor", "trimmed_mean"),
+    ("Trimmed Mean (ALIE code)", "alie_backdoor_code", "trimmed_mean_alie_code"),
+    ("Krum (paper)", "alie_backdoor", "krum"),
+    ("Krum (ALIE code)", "alie_backdoor_code", "krum_alie_code"),
+    ("Bulyan (paper)", "alie_backdoor", "bulyan"),
+    ("Bulyan (ALIE code)", "alie_backdoor_code", "bulyan_alie_code"),
+]
+
+
+@pytest.mark.parametrize("table,cells", [("table1", TABLE1_CELLS), ("table2", TABLE2_CELLS)])
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist", "cifar10", "cifar100"])
+def test_a_table_preset_runs_exactly_its_cells_with_five_seeds(table, cells, dataset):
+    preset = f"{table}_{dataset}"
+    assert str(sweep_params(preset).seed) == "1,2,3,4,5"
+    points = sweep_points(preset)
+    assert all(len(p) == 1 and p[0].startswith(f"cell={table}/") for p in points)
+    found = []
+    for point in points:
+        cfg = make_cfg(f"experiment={preset}", *point)
+        attack, defense = attacks.build(cfg.attack), defenses.build(cfg.defense)
+        found.append((cfg.row, attack.name, defense.name))
+        assert (cfg.name, cfg.dataset.name, cfg.n, cfg.m, cfg.rounds) == (table, dataset, 51, 12, 300)
+        # the protocol of the authors' code, the same for every cell of a table
+        assert (cfg.sampling, cfg.eval_every, cfg.eval_first, cfg.lr_schedule) == (
+            "alie_code",
+            5,
+            1,
+            "constant",
+        )
+    assert found == cells
+
+
+def test_the_alie_code_cells_use_the_codes_definitions():
+    krum = defenses.build(make_cfg("experiment=table1_mnist", "cell=table1/krum_alie_code").defense)
+    assert (krum.distances, krum.neighbours) == ("plain", "alie_code")
+    bulyan = defenses.build(make_cfg("experiment=table1_mnist", "cell=table1/bulyan_alie_code").defense)
+    assert (bulyan.distances, bulyan.neighbours, bulyan.beta) == ("plain", "alie_code", "alie_code")
+    tm = defenses.build(make_cfg("experiment=table1_mnist", "cell=table1/trimmed_mean_alie_code").defense)
+    assert tm.variant == "alie_code"
+    paper = defenses.build(make_cfg("experiment=table1_mnist", "cell=table1/krum").defense)
+    assert (paper.distances, paper.neighbours) == ("squared", "paper")
+    code = make_cfg("experiment=table2_mnist", "cell=table2/no_defense_alie_code").attack
+    assert (code.convention, code.batch_size, code.samples, code.local_lr, code.trigger_value) == (
+        "alie_code",
+        200,
+        2000,
+        0.1,
+        2.8,
+    )
 
 
 def test_table_presets_follow_the_alie_paper():
@@ -74,9 +153,10 @@ def test_momentum_presets_follow_the_distributed_momentum_paper():
     assert str(params.seed) == "1,2,3,4,5"
     assert str(params.defense) == "dm_krum,median,trimmed_mean,phocas,meamed,bulyan"
     assert str(params.attack) == "little,empire"
-    # the code's "krum": Multi-Krum over the n-f-2 best rows, plain distances
+    # the code's "krum": Multi-Krum over the n-f-2 best rows, plain distances to the n-f-1 nearest
     dm_krum = defenses.build(make_cfg("experiment=momentum_grid_mnist").defense)
     assert (type(dm_krum).__name__, dm_krum.count(51, 12), dm_krum.distances) == ("MultiKrum", 37, "plain")
+    assert dm_krum.neighbours == "dm_code"
 
 
 def test_the_slurm_launcher_config_composes():
@@ -104,8 +184,9 @@ def byzrun_sweep(results: Path, *extra: str) -> subprocess.CompletedProcess:
         "batch_size=16",
         "rounds=20",
         "eval_every=10",
+        "sampling=shards",
         "seed=1,2",
-        "defense=mean,krum",
+        "cell=table1/no_attack,table1/no_defense,table1/krum",
         "hydra/launcher=local",
         f"results_dir={results}",
         "progress=false",
@@ -119,9 +200,10 @@ def test_a_parallel_sweep_produces_a_table_and_resumes(tmp_path):
     done = byzrun_sweep(results)
     assert done.returncode == 0, done.stderr
     summaries = sorted(results.glob("runs/*/summary.csv"))
-    assert len(summaries) == 8  # 2 attacks x 2 defenses x 2 seeds
+    assert len(summaries) == 6  # 3 cells x 2 seeds
     frame = pd.concat(pd.read_csv(p) for p in summaries)
     assert set(frame["defense"]) == {"mean", "krum"} and set(frame["attack"]) == {"none", "alie"}
+    assert set(frame["row"]) == {"No Attack", "No Defense", "Krum (paper)"}
     assert set(frame["seed"]) == {1, 2} and (frame["name"] == "table1").all()
 
     # an interrupted sweep: one run lost its summary; re-running redoes only that one
@@ -130,7 +212,7 @@ def test_a_parallel_sweep_produces_a_table_and_resumes(tmp_path):
     stamps = {p: p.stat().st_mtime_ns for p in summaries if p != lost}
     again = byzrun_sweep(results)
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count("already finished, skipping") == 7
+    assert again.stdout.count("already finished, skipping") == 5
     assert lost.exists()
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
 
@@ -141,13 +223,13 @@ def test_a_parallel_sweep_produces_a_table_and_resumes(tmp_path):
         timeout=300,
     )
     assert report.returncode == 0, report.stderr
-    table = (results / "table1.md").read_text()
+    table = (results / "table1_digits.md").read_text()
     assert "Krum" in table and "No Attack" in table
 
 
 def test_a_sweep_skips_points_outside_a_rules_bound_with_a_log_line(tmp_path):
     results = tmp_path / "results"
-    done = byzrun_sweep(results, "m=2,3", "defense=bulyan", "attack=alie", "seed=1", "hydra/launcher=basic")
+    done = byzrun_sweep(results, "m=2,3", "cell=table1/bulyan", "seed=1", "hydra/launcher=basic")
     assert done.returncode == 0, done.stderr
     assert "skipped: defense bulyan tolerates at most f=2" in done.stdout + done.stderr
     assert len(list(results.glob("runs/*/summary.csv"))) == 1

@@ -13,39 +13,49 @@ from byzrun.attacks.base import Attack, AttackContext
 from byzrun.attacks.trigger import Trigger
 from byzrun.errors import ConfigError
 
-LOSS_FORMS = ("paper", "alie_code")
+CONVENTIONS = ("paper", "alie_code")
 
 
 class ALIEBackdoor(Attack):
     """Every Byzantine worker sends the same vector
 
-        p = clip((θ - V) / lr,  μ - zσ,  μ + zσ)      (coordinate-wise)
+        p = clip(g,  μ - zσ,  μ + zσ)      (coordinate-wise)
 
-    μ, σ as in ALIE (knowledge, std). V is trained in parameter space, as the authors' code does:
-    V starts at θ - lr·μ (the model the server would reach by stepping along μ; θ = engine.theta,
-    lr = engine.lr, the current server learning rate) and takes `local_steps` passes of gradient
-    descent (torch.func.grad of engine.loss w.r.t. the flat vector) over `samples` training images
-    drawn afresh each round without replacement, each with the trigger applied and label `target`,
-    on the loss
-        paper:     α·CE(V) + (1-α)·MSE(V, V_0)
-        alie_code: CE(V) + (1-α)/α·MSE(V, V_0)   (the code's NLL + 4·MSE for α = 0.2: same
-                   minimiser, steps 1/α times larger)
-    where MSE is the mean over the d coordinates. (θ - V)/lr turns V back into a gradient, which
-    the clip keeps within z·σ of μ, the range the defenses cannot tell from honest gradients.
+    μ, σ as in ALIE (knowledge, std). The attacker works in parameter space, as the authors' code
+    does: V starts at V_0 = θ - lr·μ (the model the server would reach by stepping along μ; θ =
+    engine.theta, lr = engine.lr, the current server learning rate) and takes `local_steps` passes
+    of gradient descent (torch.func.grad of engine.loss w.r.t. the flat vector) over triggered
+    training images labelled `target`, then turns V back into a gradient g, which the clip keeps
+    within z·σ of μ, the range the defenses cannot tell from honest gradients.
 
-    Options: alpha in [0, 1]; z >= 0 or auto (z_max of Algorithm 3); target label; trigger_size,
+    convention (everything that differs between the paper's text and the authors' code):
+      paper:     loss α·CE(V) + (1-α)·MSE(V, V_0), MSE the mean over the d coordinates;
+                 `samples` images drawn afresh each round; g = (θ - V)/lr.
+      alie_code: loss CE(V) + (1-α)/α · Σ_tensors MSE(V_t, V_0,t), the sum over the model's
+                 parameter tensors of each tensor's mean squared difference (the code's
+                 NLL + 4·Σ MSE for α = 0.2: biases and small layers weigh far more than in a mean
+                 over all d coordinates); one fixed set of `samples` training images for the whole
+                 run, walked in the same order every pass; no training in a round where V_0 already
+                 classifies the whole set as the target; g = (θ - V)/lr - 2μ, what the code's
+                 conversion (V_0 - (V + lr·μ))/lr works out to.
+    The other settings are plain options (the alie_backdoor_code preset sets the code's values).
+
+    lr_fading F (None: off): V_0 and the conversion use lr·F/(round + F) instead of the server's lr,
+    as the code, whose workers get that fading rate while its server steps with the constant lr.
+
+    Options: alpha in (0, 1]; z >= 0 or auto (z_max of Algorithm 3); target label; trigger_size,
     trigger_pos, trigger_value (trigger.py); samples; local_steps (passes over the samples);
-    local_lr (None: the server lr); batch_size (None: all samples in one step per pass, one update
-    per pass; the code uses 200, i.e. 5 updates per pass); local_momentum and weight_decay of the
-    local SGD (the code: 0.9 and 1e-4; here 0 by default, as the paper describes plain training).
-    With knowledge=corrupted and m = 1, σ = 0 and the clip returns μ: no backdoor gets through.
+    local_lr (None: the server lr); batch_size (None: all samples in one step per pass);
+    local_momentum and weight_decay of the local SGD. With knowledge=corrupted and m = 1, σ = 0
+    and the clip returns μ: no backdoor gets through.
 
-    eval_metrics() reports backdoor_acc: the share (%) of triggered test images whose true label is
-    not the target that the current model classifies as the target. validate() binds the dataset
-    the attack samples from and evaluates on, so it must run before the first round.
+    eval_metrics() reports two backdoor accuracies (%): backdoor_acc, on the triggered test images
+    whose true label is not the target (the paper: "testing was performed on a different subset");
+    backdoor_acc_own, on the attacker's own triggered training images with every label the target,
+    true targets included, as the authors' code measures it (under convention=paper, a set of
+    `samples` images drawn once at the start). validate() binds the dataset the attack samples from
+    and evaluates on, so it must run before the first round.
     """
-
-    name = "alie_backdoor"
 
     def __init__(
         self,
@@ -63,7 +73,8 @@ class ALIEBackdoor(Attack):
         batch_size: int | None = None,
         local_momentum: float = 0.0,
         weight_decay: float = 0.0,
-        loss_form: str = "paper",
+        convention: str = "paper",
+        lr_fading: float | None = None,
     ):
         self.alpha, self.z_option, self.knowledge, self.std, self.target = alpha, z, knowledge, std, target
         self.trigger = Trigger(trigger_size, trigger_pos, trigger_value)
@@ -73,9 +84,15 @@ class ALIEBackdoor(Attack):
             local_lr,
             batch_size,
         )
-        self.local_momentum, self.weight_decay, self.loss_form = local_momentum, weight_decay, loss_form
+        self.local_momentum, self.weight_decay, self.convention = local_momentum, weight_decay, convention
+        self.lr_fading = lr_fading
         self.z: float | None = None
         self.data = None
+        self.own_set: Tensor | None = None  # indices of the attacker's own triggered images
+
+    @property
+    def name(self) -> str:
+        return "alie_backdoor_code" if self.convention == "alie_code" else "alie_backdoor"
 
     def validate(self, *, n: int, m: int, data) -> None:
         self.alpha = options.number("alpha", self.alpha, low=0.0, high=1.0)
@@ -92,28 +109,47 @@ class ALIEBackdoor(Attack):
             self.batch_size = options.integer("batch_size", self.batch_size, low=1)
         self.local_momentum = options.number("local_momentum", self.local_momentum, low=0.0, high=1.0)
         self.weight_decay = options.number("weight_decay", self.weight_decay, low=0.0)
-        options.choice("loss_form", self.loss_form, LOSS_FORMS)
-        if self.loss_form == "alie_code" and self.alpha == 0:
-            raise ConfigError("attack.loss_form=alie_code divides by alpha; use alpha > 0 or loss_form=paper")
+        options.choice("convention", self.convention, CONVENTIONS)
+        if self.lr_fading is not None and not options.number("lr_fading", self.lr_fading, low=0.0) > 0:
+            raise ConfigError("attack.lr_fading must be > 0, or null for the server's learning rate")
+        if self.convention == "alie_code" and self.alpha == 0:
+            raise ConfigError(
+                "attack.convention=alie_code divides by alpha; use alpha > 0 or convention=paper"
+            )
         self.data = data
+        # drawn from torch's global generator, seeded with the run's seed before this is called
+        self.own_set = torch.randperm(len(data.train_x))[: self.samples].to(data.train_x.device)
 
-    def _weights(self) -> tuple[float, float]:
-        """(weight of the backdoor CE, weight of the MSE to the start)."""
-        if self.loss_form == "alie_code":
-            return 1.0, (1.0 - self.alpha) / self.alpha
-        return self.alpha, 1.0 - self.alpha
+    def triggered(self, idx: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """The training images idx with the trigger applied, every label the target."""
+        x = self.trigger.apply(self.data.train_x[idx], self.data).to(dtype)
+        return x, torch.full((len(x),), self.target, dtype=torch.long, device=x.device)
+
+    def distance(self, engine, v: Tensor, start: Tensor) -> Tensor:
+        """The ℓ_Δ term: MSE over all d coordinates (paper), or the sum of each parameter tensor's MSE
+        (alie_code)."""
+        sq = (v - start).square()
+        if self.convention == "alie_code":
+            return sum(block.mean() for block in sq.split(engine.numels))
+        return sq.mean()
 
     def train(self, engine, start: Tensor) -> Tensor:
-        """V after the local steps from `start`, on a fresh triggered sample set."""
-        data = self.data
+        """V after the local steps from `start` on the round's triggered sample set."""
         dtype, device = start.dtype, start.device
-        idx = torch.randperm(len(data.train_x), device=data.train_x.device)[: self.samples]
-        x = self.trigger.apply(data.train_x[idx], data).to(device=device, dtype=dtype)
-        y = torch.full((len(x),), self.target, dtype=torch.long, device=device)
-        w_ce, w_mse = self._weights()
+        if self.convention == "alie_code":
+            x, y = self.triggered(self.own_set, dtype)
+            if self.own_accuracy(engine, start) >= 100.0:
+                return start.clone()  # the code trains only while the backdoor is not yet learnt
+        else:
+            x, y = self.triggered(
+                torch.randperm(len(self.data.train_x), device=device)[: self.samples], dtype
+            )
+        w_ce, w_mse = (
+            (1.0, 1 / self.alpha - 1) if self.convention == "alie_code" else (self.alpha, 1 - self.alpha)
+        )
 
         def objective(v: Tensor, xb: Tensor, yb: Tensor) -> Tensor:
-            return w_ce * engine.loss(v, xb, yb) + w_mse * (v - start).square().mean()
+            return w_ce * engine.loss(v, xb, yb) + w_mse * self.distance(engine, v, start)
 
         step_grad = grad(objective)
         lr = float(engine.lr if self.local_lr is None else self.local_lr)
@@ -123,7 +159,8 @@ class ALIEBackdoor(Attack):
         engine.model.train()
         try:
             for _ in range(self.local_steps):
-                order = torch.randperm(len(x), device=device) if bs < len(x) else None
+                shuffle = bs < len(x) and self.convention == "paper"  # the code's loader: fixed order
+                order = torch.randperm(len(x), device=device) if shuffle else None
                 for i in range(0, len(x), bs):
                     sel = slice(i, i + bs) if order is None else order[i : i + bs]
                     g = step_grad(v, x[sel], y[sel])
@@ -144,11 +181,15 @@ class ALIEBackdoor(Attack):
         lr = float(engine.lr)
         if not lr > 0:
             raise ConfigError(f"alie_backdoor needs a positive server learning rate, got lr={lr}")
+        if self.lr_fading:  # the code's workers get lr*F/(round+F), its server steps with lr
+            lr *= self.lr_fading / (ctx.round + self.lr_fading)
         theta = engine.theta.detach()
         mu, sigma = stats.mean_std(stats.observed(ctx, self.knowledge), self.std)
         mu_t = mu.to(theta.dtype)
         v = self.train(engine, theta - lr * mu_t)
         g = ((theta - v) / lr).to(mu.dtype)
+        if self.convention == "alie_code":
+            g -= 2 * mu
         row = torch.minimum(torch.maximum(g, mu - self.z * sigma), mu + self.z * sigma)
         return row.expand(ctx.rows, -1).contiguous()
 
@@ -164,8 +205,21 @@ class ALIEBackdoor(Attack):
         hits = engine.predict(x).argmax(dim=1) == self.target
         return hits.float().mean().item() * 100.0
 
+    @torch.no_grad()
+    def own_accuracy(self, engine, theta: Tensor | None = None) -> float:
+        """The share (%) of the attacker's own triggered images classified as the target."""
+        x, y = self.triggered(self.own_set, engine.theta.dtype)
+        theta = engine.theta if theta is None else theta
+        was_training = engine.model.training
+        engine.model.eval()
+        try:
+            logits = torch.cat([engine.forward(theta, xb) for xb in x.split(1000)])
+        finally:
+            engine.model.train(was_training)
+        return (logits.argmax(dim=1) == y).float().mean().item() * 100.0
+
     def eval_metrics(self, engine) -> dict[str, Any]:
-        return {"backdoor_acc": self.backdoor_accuracy(engine)}
+        return {"backdoor_acc": self.backdoor_accuracy(engine), "backdoor_acc_own": self.own_accuracy(engine)}
 
     def summary_fields(self) -> dict[str, Any]:
         return {"z": self.z, "alpha": self.alpha}

@@ -61,7 +61,8 @@ class Bulyan(Defense):
       inner: krum (default: Krum re-run on the remaining vectors, same f, after each pick) |
              krum_once (one Krum scoring of all n vectors, the theta lowest scores; some libraries do this)
       distances: squared (paper) | plain (the ALIE code) -- the inner Krum's distances
-      neighbours: paper (r-f-2 nearest others) | alie_code (r-f) -- the inner Krum's neighbour count
+      neighbours: paper (r-f-2 nearest others) | dm_code (r-f-1) | alie_code (r-f) -- the inner Krum's
+                  neighbour count
       beta: paper (theta-2f values nearest the median) | alie_code (theta-2f-1, the ALIE code)
       even: median of an even selection set: average (default) | lower
     Outside the bound theta and beta are kept >= 1.

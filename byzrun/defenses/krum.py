@@ -15,19 +15,21 @@ from byzrun.defenses.distances import pairwise_sq_distances
 from byzrun.errors import ConfigError
 
 DISTANCES = ("squared", "plain")
-NEIGHBOURS = ("paper", "alie_code")
+# how many nearest others a Krum score sums, per convention
+NEIGHBOURS = {"paper": 2, "dm_code": 1, "alie_code": 0}  # n - f - this
 
 
 def check_options(distances: str, neighbours: str) -> None:
     if distances not in DISTANCES:
         raise ConfigError(f"defense.distances must be one of {DISTANCES}, got {distances!r}")
     if neighbours not in NEIGHBOURS:
-        raise ConfigError(f"defense.neighbours must be one of {NEIGHBOURS}, got {neighbours!r}")
+        raise ConfigError(f"defense.neighbours must be one of {tuple(NEIGHBOURS)}, got {neighbours!r}")
 
 
 def neighbour_count(n: int, f: int, neighbours: str = "paper") -> int:
-    """How many nearest others a score sums: n-f-2 (paper) or n-f (ALIE code), kept within [1, n-1]."""
-    k = n - f - 2 if neighbours == "paper" else n - f
+    """How many nearest others a score sums: n-f-2 (paper), n-f-1 (the Distributed Momentum code) or
+    n-f (the ALIE code), kept within [1, n-1]."""
+    k = n - f - NEIGHBOURS[neighbours]
     return max(1, min(k, n - 1))
 
 
@@ -56,7 +58,8 @@ class Krum(Defense):
 
     Options (the papers' definition is the default):
       distances: squared (paper) | plain (the ALIE and Distributed Momentum code: Euclidean, not squared)
-      neighbours: paper (n-f-2 nearest others) | alie_code (n-f nearest others, as the ALIE code)
+      neighbours: paper (n-f-2 nearest others) | dm_code (n-f-1, the Distributed Momentum code) |
+                  alie_code (n-f nearest others, as the ALIE code)
     Outside the bound (allow_out_of_bound) the neighbour count is kept within [1, n-1].
     """
 

@@ -20,7 +20,7 @@ class MultiKrum(Defense):
     Options:
       k: null or "n-f" (default: n-f vectors) | "n-f-2" (the Distributed Momentum code's "krum") | an int
       distances: squared (paper) | plain (ALIE and Distributed Momentum code)
-      neighbours: paper (n-f-2 nearest others) | alie_code (n-f)
+      neighbours: paper (n-f-2 nearest others) | dm_code (n-f-1) | alie_code (n-f)
     k is kept within [1, n].
     """
 

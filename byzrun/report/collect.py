@@ -1,0 +1,160 @@
+"""Find the runs under a results directory and read what identifies them.
+
+A run is a directory holding summary.csv (one row, written by byzrun.train) and config.yaml (the full
+resolved config). Its *settings* are the config flattened into dotted keys (`defense.neighbours`,
+`momentum.beta`), less the keys that do not change a result: the seed (runs that differ only in it are
+pooled), where and how the run was executed, and logging-only diagnostics. Two runs share a table cell
+only if their settings are equal. A key set to null counts as absent, so that a key added to the config
+later (null by default) does not split old runs from new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+IGNORED_KEYS = frozenset(
+    "seed device results_dir progress eval_batch_size worker_chunk dataset.root dataset.download".split()
+)
+IGNORED_PREFIXES = ("hydra.", "diagnostics.")
+TEXT_COLUMNS = ["dataset", "model", "defense", "attack", "momentum", "name", "row", "config_hash"]
+
+
+def warn(message: str) -> None:
+    print(f"byzrun tables: warning: {message}", file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finished run: where it is (relative to the results directory), its summary row, its seed
+    and its result-changing settings."""
+
+    directory: Path
+    name: str
+    summary: dict
+    seed: int | None
+    settings: dict
+
+    def value(self, column: str) -> float:
+        """A numeric summary column as a float (NaN when absent or not a number)."""
+        number = pd.to_numeric(self.summary.get(column), errors="coerce")
+        return math.nan if number is None or pd.isna(number) else float(number)
+
+    def text(self, column: str, default: str = "") -> str:
+        value = self.summary.get(column)
+        return default if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+    @property
+    def diverged(self) -> bool:
+        return str(self.summary.get("diverged", "")).strip().lower() in ("true", "1", "1.0")
+
+    @property
+    def dataset(self) -> str:
+        return str(self.settings.get("dataset.name", self.text("dataset", "?")))
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{'a': {'b': 1}, 'c': [1, 2]} -> {'a.b': 1, 'c': [1, 2]}: nested mappings become dotted keys,
+    lists stay values."""
+    flat = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def is_ignored(key: str) -> bool:
+    return key in IGNORED_KEYS or key.startswith(IGNORED_PREFIXES)
+
+
+def result_settings(config: dict) -> dict:
+    """The settings that change a run's result, as a flat dict sorted by key (null values left out)."""
+    flat = flatten(config)
+    return {k: flat[k] for k in sorted(flat) if not is_ignored(k) and flat[k] is not None}
+
+
+def show(value) -> str:
+    """A setting's value as text: strings as they are, everything else as JSON (1.5, true, [0, 0])."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def settings_hash(settings: dict, length: int = 10) -> str:
+    """A stable short hash of a settings dict (the same settings give the same hash everywhere)."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:length]
+
+
+def without(settings: dict, keys: tuple[str, ...] = (), prefixes: tuple[str, ...] = ()) -> dict:
+    """settings less the named keys and every key starting with one of the prefixes."""
+    return {k: v for k, v in settings.items() if k not in keys and not k.startswith(prefixes)}
+
+
+class Unreadable(Exception):
+    """A run file that cannot be used; the message says why."""
+
+
+def read_config(path: Path) -> dict:
+    """config.yaml as a plain dict; Unreadable when missing, unreadable or not a mapping."""
+    try:
+        config = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    except FileNotFoundError:
+        raise Unreadable("no config.yaml (its settings are unknown)") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, OmegaConfBaseException, ValueError) as err:
+        raise Unreadable(f"unreadable config.yaml ({type(err).__name__})") from None
+    if not isinstance(config, dict):
+        raise Unreadable("config.yaml is not a mapping")
+    return config
+
+
+def read_summary(path: Path) -> dict:
+    """The first row of summary.csv (missing values as None); Unreadable when unreadable or empty."""
+    try:
+        frame = pd.read_csv(path, dtype=dict.fromkeys(TEXT_COLUMNS, str))
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise Unreadable(f"unreadable summary.csv ({type(err).__name__})") from None
+    if frame.empty:
+        raise Unreadable("summary.csv has no row")
+    return {k: (None if pd.isna(v) else v) for k, v in frame.iloc[0].to_dict().items()}
+
+
+def read_run(directory: Path, results_dir: Path) -> Run | None:
+    """One run directory, or None (with a warning) when its summary or config cannot be read."""
+    name = directory.relative_to(results_dir).as_posix()
+    try:
+        summary = read_summary(directory / "summary.csv")
+        config = read_config(directory / "config.yaml")
+    except Unreadable as err:
+        warn(f"skipped {name}: {err}")
+        return None
+    seed = pd.to_numeric(config.get("seed", summary.get("seed")), errors="coerce")
+    seed = None if seed is None or pd.isna(seed) else int(seed)
+    return Run(directory, name, summary, seed, result_settings(config))
+
+
+def collect(results_dir: Path) -> list[Run]:
+    """Every run under results_dir (any folder holding a summary.csv), in path order; a run found twice
+    (same config_hash) is kept once."""
+    runs, seen = [], {}
+    for path in sorted(results_dir.rglob("summary.csv")):
+        run = read_run(path.parent, results_dir)
+        if run is None:
+            continue
+        key = run.text("config_hash")
+        if key and key in seen:
+            warn(f"{run.name}: same config_hash as {seen[key]}, counted once")
+            continue
+        seen[key] = run.name
+        runs.append(run)
+    return runs
