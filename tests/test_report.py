@@ -1,10 +1,12 @@
 """byzrun.report on hand-made runs: keying (never mixing settings), cells, captions, paper numbers, the
-momentum table, missing cells, skipped runs, layouts, plots, determinism and the script."""
+momentum table, missing cells, skipped runs, layouts, plots, determinism, the script, and the ALIE
+authors' code's runs (hand-written logs, scripts/alie_code_runs.py, their columns in the tables)."""
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.util
 import json
 import math
 import re
@@ -18,7 +20,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from byzrun import report
-from byzrun.report import collect, specs
+from byzrun.report import code_runs, collect, specs
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = {
@@ -476,3 +478,177 @@ def test_exit_codes(tmp_path: Path, capsys):
     assert "no run was launched for a table" in capsys.readouterr().out
     gone = run_script("--results-dir", str(tmp_path / "nowhere"))
     assert gone.returncode == 1 and "does not exist" in gone.stderr
+
+
+# ---------------------------------------------------------------- the authors' code's runs
+
+CODE_SETTINGS = {
+    "mal_prop": 0.24, "num_std": 1.5, "defense": "Krum", "dataset": "MNIST", "backdoor_attack": False,
+    "alpha": 4, "learning_rate": 0.1, "fading_rate": 10000, "momentum": 0.9, "batch_size": 128,
+    "users_count": 51, "epochs": 300, "mal_epochs": 5, "loss": "MSE", "output": "out.txt",
+}  # fmt: skip
+
+
+def code_log(
+    tests: list[tuple[int, float]], posts: list[float] = (), finished: bool = True, **settings
+) -> str:
+    """A log as the authors' code writes it: settings (with its print function), tests after the given
+    0-based rounds, each (backdoor) after the attacker's training and followed by its [POST] test."""
+    function = "'my_print': <function main.<locals>.my_print at 0x7f>}"
+    lines = [repr({**CODE_SETTINGS, **settings})[:-1] + f", {function}", "Completed Users: ---"]
+    lines += [
+        "BEFORE: Test set. Average loss: 0.0187, Accuracy: 995/10000 (9.95%)"
+        if posts
+        else "Starting Training..."
+    ]
+    malicious = "##Test malicious net: [{}] Average loss: 0.0266, Accuracy: {}/2000.0 ({:.2f}%)"
+    for i, (epoch, acc) in enumerate(tests):
+        lines += [malicious.format(4, 2000, 100.0)] if posts else []
+        lines.append(
+            f"Test set: [{epoch:3d}] Average loss: 0.01, Accuracy: {acc * 100:.0f}/10000 ({acc:.2f}%)"
+        )
+        lines += [malicious.format("POST", round(posts[i] * 20), posts[i])] if posts else []
+    if finished:
+        lines += ["08:47:21.841978", f"Max accuracy: {max(a for _, a in tests)}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_code_logs(logs: Path) -> Path:
+    logs.mkdir()
+    (logs / "out_krum_10.txt").write_text(code_log([(0, 31.12), (5, 82.5), (10, 80.0)]))
+    (logs / "out_krum_9.txt").write_text(code_log([(0, 30.0), (5, 70.1), (10, 75.0)]))
+    posts = [13.3, 80.0, 66.0]
+    backdoor = code_log([(0, 27.13), (5, 79.68), (9, 97.0)], posts, defense="NoDefense",
+                        backdoor_attack="pattern", num_std=0.2)  # fmt: skip
+    (logs / "out_bd_nodef_1.txt").write_text(backdoor)
+    (logs / "out_noattack_1.txt").write_text(
+        code_log([(0, 40.0), (10, 97.5)], defense="NoDefense", num_std=0.0)
+    )
+    (logs / "out_tm_1.txt").write_text(
+        code_log([(0, 30.0), (5, 60.0)], finished=False, defense="TrimmedMean")
+    )
+    (logs / "err_krum_9.txt").write_text("UserWarning: something\n")
+    return logs
+
+
+def alie_code_runs_script():
+    spec = importlib.util.spec_from_file_location("alie_code_runs", ROOT / "scripts" / "alie_code_runs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_code_logs_parse_into_tidy_lines(tmp_path: Path, capsys):
+    logs = write_code_logs(tmp_path / "logs")
+    out = tmp_path / "out" / "alie_code_runs.csv"
+    assert alie_code_runs_script().main(["--logs", str(logs), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped out_tm_1.txt: unfinished (no 'Max accuracy' line)" in printed
+    assert "1 *.txt without a settings line ignored: err_krum_9.txt" in printed
+    assert f"4 finished run(s), 5 line(s); wrote {out}" in printed
+    assert out.read_text().splitlines() == [
+        ",".join(code_runs.COLUMNS),
+        "table1,mnist,Krum (ALIE code),out_krum_9,51,12,1.5,300,128,0.1,75.00,75.00,,,3",
+        "table1,mnist,Krum (ALIE code),out_krum_10,51,12,1.5,300,128,0.1,82.50,80.00,,,3",
+        "table1,mnist,No Attack,out_noattack_1,51,12,0.0,300,128,0.1,97.50,97.50,,,2",
+        "table2,mnist,No Attack,out_noattack_1,51,12,0.0,300,128,0.1,97.50,97.50,,,2",
+        "table2,mnist,No Defense (ALIE code),out_bd_nodef_1,51,12,0.2,300,128,0.1,97.00,97.00,80.00,66.00,3",
+    ]
+    first = out.read_bytes()
+    assert alie_code_runs_script().main(["--logs", str(logs), "--out", str(out)]) == 0
+    assert out.read_bytes() == first and not list(out.parent.glob(".*.tmp"))
+    assert alie_code_runs_script().main(["--logs", str(tmp_path / "nowhere"), "--out", str(out)]) == 1
+
+
+def code_line(
+    table: str, row: str, run: str, acc: float, z: float = 1.5, rounds: int = 300, own=None
+) -> dict:
+    return {"table": table, "dataset": "mnist", "row": row, "run": run, "n": 51, "m": 12, "z": z,
+            "rounds": rounds, "batch_size": 128, "lr": 0.1, "max_test_acc": acc, "final_test_acc": acc - 2,
+            "max_backdoor_acc_own": own, "final_backdoor_acc_own": None if own is None else own - 1,
+            "evaluations": 61}  # fmt: skip
+
+
+def code_sections(res: Path) -> Path:
+    """byzrun runs of Table 1 (300 and 50 rounds) and Table 2, and the code's runs beside them."""
+    for seed, acc in ((1, 77.0), (2, 79.0)):
+        write_run(res, "krum", "alie", seed, acc, **table1("Krum (ALIE code)", **KRUM_CODE))
+    write_run(res, "mean", "none", 1, 97.0, **table1("No Attack"))
+    write_run(res, "krum", "alie", 1, 60.0, **table1("Krum (ALIE code)", rounds=50, **KRUM_CODE))
+    fields = {"max_backdoor_acc": 30.0, "final_backdoor_acc": 25.0, "max_backdoor_acc_own": 60.0,
+              "final_backdoor_acc_own": 50.0}  # fmt: skip
+    write_run(res, "mean", "alie_backdoor", 1, 95.0, summary=fields,
+              config={"row": "No Defense (ALIE code)", **T2})  # fmt: skip
+    return res
+
+
+def test_code_runs_sit_beside_the_matching_rows_only(tmp_path: Path):
+    res = code_sections(tmp_path / "results")
+    run_in_process(res)
+    short = stem_of(res, "table1_mnist")
+    before = {p.name: p.read_bytes() for p in res.glob("table*") if p.suffix in (".md", ".csv", ".tex")}
+    lines = [
+        code_line("table1", "Krum (ALIE code)", "out_krum_10", 84.0),
+        code_line("table1", "Krum (ALIE code)", "out_krum_9", 80.0),
+        code_line("table1", "Krum (ALIE code)", "out_krum_3", 70.0, rounds=100),  # no section
+        code_line("table1", "Krum (ALIE code)", "out_krum_z1", 50.0, z=1.0),  # another z
+        code_line("table1", "No Attack", "out_noattack_1", 97.5, z=0.0),
+        code_line("table2", "No Defense (ALIE code)", "out_bd_1", 96.0, z=0.2, own=70.0),
+    ]
+    (res / code_runs.CODE_RUNS).write_text(code_runs.tidy(lines))
+    _, err = run_in_process(res)
+    assert "2 of 6 authors' code run line(s) in alie_code_runs.csv match no section" in err
+    assert "table1/Krum (ALIE code)/out_krum_3" in err and "out_krum_z1" in err
+    text = (res / "table1_mnist.md").read_text()
+    assert text.splitlines()[2] == (
+        "| Row | max | max per seed | final | final per seed | paper | Δ | authors' code max "
+        "| authors' code per run | Δ vs code |"
+    )
+    rows = md_rows(text)
+    assert rows["Krum (ALIE code)"] == ["78.0 ± 1.4 (2)", "s1 77.0 · s2 79.0", "77.0 ± 1.4 (2)",
+                                        "s1 76.0 · s2 78.0", "78.5", "-0.5", "82.0 ± 2.8 (2)",
+                                        "out_krum_9 80.0 · out_krum_10 84.0", "-4.0"]  # fmt: skip
+    assert rows["No Attack"][6:] == ["97.5 (1)", "out_noattack_1 97.5", "-0.5"]
+    assert rows["Krum (paper)"][6:] == ["–", "–", "–"]
+    assert (
+        "authors' code: the ALIE authors' public code, unmodified, on the same MNIST files; max over" in text
+    )
+    csv = pd.read_csv(res / "table1_mnist.csv")
+    krum = csv[csv["row"] == "Krum (ALIE code)"].iloc[0]
+    assert (krum["code_mean"], krum["code_runs"], krum["code_diff"]) == (82.0, 2, -4.0)
+    assert krum["code_std"] == pytest.approx(math.sqrt(8), abs=1e-4)
+    bulyan = csv[csv["row"] == "Bulyan (paper)"].iloc[0]
+    assert bulyan["code_runs"] == 0 and pd.isna(bulyan["code_mean"]) and pd.isna(bulyan["code_per_run"])
+    tex = (res / "table1_mnist.tex").read_text()
+    assert r"out\_krum\_9 80.0 $\cdot$ out\_krum\_10 84.0" in tex
+    body = [line for line in tex.splitlines() if line.endswith(r"\\")]
+    assert all(line.count(" & ") == 9 for line in body)
+    # the 50-round section has no code run of its rounds: its layout and bytes are unchanged
+    for ext in ("md", "csv", "tex"):
+        assert (res / f"{short}.{ext}").read_bytes() == before[f"{short}.{ext}"]
+    assert "authors' code" not in (res / f"{short}.md").read_text()
+    # Table 2: the benign and the attacker's-images metrics get the code's columns, test images not
+    text2 = (res / "table2_mnist.md").read_text()
+    header = text2.splitlines()[2]
+    assert (
+        "| benign Δ | benign authors' code max | benign authors' code per run | benign Δ vs code |" in header
+    )
+    assert "| backdoor (attacker's images) authors' code max |" in header
+    assert "backdoor (test images) authors' code" not in header
+    nodef = md_rows(text2)["No Defense (ALIE code)"]
+    assert nodef[6:9] == ["96.0 (1)", "out_bd_1 96.0", "-1.0"]
+    assert nodef[-3:] == ["70.0 (1)", "out_bd_1 70.0", "-10.0"]
+    assert "attacker's own 2,000 triggered images" in text2
+
+
+def test_layout_unchanged_without_code_runs(tmp_path: Path):
+    res = code_sections(tmp_path / "results")
+    run_in_process(res)
+    before = {p.name: p.read_bytes() for p in res.iterdir() if p.is_file()}
+    header = "| Row | max | max per seed | final | final per seed | paper | Δ |"
+    assert (res / "table1_mnist.md").read_text().splitlines()[2] == header
+    assert "code" not in (res / "table1_mnist.csv").read_text().splitlines()[0]
+    (res / code_runs.CODE_RUNS).write_text(code_runs.tidy([]))  # no run: no column either
+    run_in_process(res)
+    after = {p.name: p.read_bytes() for p in res.iterdir() if p.is_file() and p.name != code_runs.CODE_RUNS}
+    assert after == before

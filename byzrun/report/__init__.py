@@ -10,6 +10,10 @@ settings (byzrun.report.tables) and writes next to the runs, for each section wi
   section whose runs logged the variance-norm ratio;
 - tables.md: every section's markdown, tables in the order table1, table2, momentum.
 
+When <results-dir>/alie_code_runs.csv exists (the ALIE authors' own code's runs, written by
+scripts/alie_code_runs.py), a paper section shows the runs of its table, dataset, n, m, rounds (and z)
+beside byzrun's rows (byzrun.report.code_runs); a section without such runs keeps its layout.
+
 The same runs always give the same bytes. Exit status: 0 when tables were written or there was nothing
 to tabulate; 1 when the results directory is missing or the paper numbers cannot be read.
 """
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from byzrun.report.code_runs import CODE_RUNS, add_code_runs, read_code_runs
 from byzrun.report.collect import collect as collect_runs
 from byzrun.report.plots import plot_section, plot_variance_norm
 from byzrun.report.render import csv, document, latex, markdown
@@ -75,6 +80,9 @@ def build_report(results_dir: Path, paper_path: Path) -> int:
         print(f"byzrun tables: error: cannot read the paper numbers {paper_path}: {err}", file=sys.stderr)
         return 1
     sections = build_sections(known, paper, PAPER_TABLES)
+    code = read_code_runs(results_dir / CODE_RUNS)
+    if code is not None:
+        add_code_runs(sections, code)
     written = []
     for section in sections:
         print(markdown(section))

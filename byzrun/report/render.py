@@ -3,7 +3,10 @@
 A statistic reads 'mean ± std (seeds)' (no ± for one seed) with † when a run of the cell diverged (its
 maximum is the one before divergence); per-seed values read 's1 81.5 · s2 80.4'. Missing values are
 '–' in markdown, empty in CSV and '--' in LaTeX. Numbers have fixed formats (one decimal in the tables,
-four in the CSV) so that the same runs always give the same bytes.
+four in the CSV) so that the same runs always give the same bytes. A paper section with runs of the
+authors' code (byzrun.report.code_runs) has, for each metric the code reports, three more columns: its
+max over runs as 'mean ± std (runs)', its per-run values 'out_krum_5 81.5 · out_krum_6 86.3' and
+Δ vs code = byzrun's mean - the code's mean; the CSV has them as code_* columns.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from byzrun.report.specs import MOMENTUM_SOURCE, dataset_label
 from byzrun.report.tables import Section
 
 PAPER_SUBS = ("max", "max per seed", "final", "final per seed", "paper", "Δ")
+CODE_SUBS = ("authors' code max", "authors' code per run", "Δ vs code")
 
 
 @dataclass(frozen=True)
@@ -89,11 +93,35 @@ def format_text(value, style: Style) -> str:
 Grid = tuple[list[tuple[str, str]], list[list[str]]]
 
 
+def paper_subs(section: Section, metric: str) -> tuple[str, ...]:
+    """A metric's columns: PAPER_SUBS, and CODE_SUBS when the section shows the code's runs for it."""
+    return PAPER_SUBS + (CODE_SUBS if metric in section.code_metrics else ())
+
+
+def paper_cells(c: dict, code: bool, style: Style) -> list[str]:
+    """One row's cells for one metric (c: its line of the tidy frame)."""
+    cells = [
+        format_stat(c["mean"], c["std"], c["seeds"], c["diverged"], style),
+        format_text(c["per_seed"], style),
+        format_stat(c["final_mean"], c["final_std"], c["final_seeds"], 0, style),
+        format_text(c["final_per_seed"], style),
+        format_value(c["paper"], style),
+        format_diff(c["diff"], style),
+    ]
+    if code:
+        cells += [
+            format_stat(c["code_mean"], c["code_std"], c["code_runs"], 0, style),
+            format_text(c["code_per_run"], style),
+            format_diff(c["code_diff"], style),
+        ]
+    return cells
+
+
 def paper_grid(section: Section, style: Style) -> Grid:
     """Columns as (group, sub) pairs and rows of cells: per metric max, per seed, final, per seed,
-    paper and Δ."""
+    paper and Δ (and the authors' code's max, per run and Δ vs code)."""
     metrics = section.spec.metrics
-    columns = [("", "Row")] + [(m.label, sub) for m in metrics for sub in PAPER_SUBS]
+    columns = [("", "Row")] + [(m.label, sub) for m in metrics for sub in paper_subs(section, m.best)]
     cells = {(line["row"], line["metric"]): line for line in section.frame.to_dict("records")}
     rows = []
     for row in section.rows:
@@ -101,16 +129,9 @@ def paper_grid(section: Section, style: Style) -> Grid:
         for metric in metrics:
             c = cells.get((row.label, metric.best))
             if c is None:
-                line += [style.missing] * len(PAPER_SUBS)
-                continue
-            line += [
-                format_stat(c["mean"], c["std"], c["seeds"], c["diverged"], style),
-                format_text(c["per_seed"], style),
-                format_stat(c["final_mean"], c["final_std"], c["final_seeds"], 0, style),
-                format_text(c["final_per_seed"], style),
-                format_value(c["paper"], style),
-                format_diff(c["diff"], style),
-            ]
+                line += [style.missing] * len(paper_subs(section, metric.best))
+            else:
+                line += paper_cells(c, metric.best in section.code_metrics, style)
         rows.append(line)
     return columns, rows
 
@@ -144,8 +165,24 @@ def legend(section: Section) -> list[str]:
     return [
         f"max / final: maximal / final accuracy (%) over the evaluations, {stat}; paper: "
         f"{section.spec.source}; {delta}; – missing.",
+        *([code_legend(section)] if section.code_metrics else []),
         section.spec.convention_note,
     ]
+
+
+def code_legend(section: Section) -> str:
+    """What the authors' code columns are."""
+    own = (
+        "; backdoor (attacker's images): on the code's attacker's own 2,000 triggered images"
+        if "max_backdoor_acc_own" in section.code_metrics
+        else ""
+    )
+    return (
+        f"authors' code: the ALIE authors' public code, unmodified, on the same "
+        f"{dataset_label(section.dataset)} files; max over its evaluations, mean ± sample std over its "
+        f"runs (number of runs); per run: <run> value; only runs with this section's table, dataset, n, m "
+        f"and rounds (attacked rows: and z){own}; Δ vs code = max − authors' code max (means)."
+    )
 
 
 def grid(section: Section, style: Style) -> Grid:

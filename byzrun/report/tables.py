@@ -51,7 +51,8 @@ class Row:
 
 @dataclass
 class Section:
-    """One written table: its table key, dataset, file stem, title, notes, rows and tidy frame."""
+    """One written table: its table key, dataset, file stem, title, notes, rows and tidy frame, and the
+    metrics shown beside the authors' code's runs (byzrun.report.code_runs; none: no such columns)."""
 
     table: str
     dataset: str
@@ -62,6 +63,7 @@ class Section:
     spec: TableSpec | None = None
     notes: list[str] = field(default_factory=list)
     shortened: bool = False
+    code_metrics: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------- cells
