@@ -15,7 +15,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from byzrun.engine import Engine
+from byzrun.flat_model import FlatModel
 from byzrun.models import build_model
 
 
@@ -37,7 +37,7 @@ def best_time(fn, repeats: int, device: torch.device) -> float:
 def gradient_round(model_name: str, in_shape, classes: int, n: int, b: int, device, repeats: int, chunk=None):
     torch.manual_seed(0)
     model = build_model(model_name, in_shape, classes)
-    engine = Engine(model, device, worker_chunk=chunk)
+    flat = FlatModel(model, device, worker_chunk=chunk)
     x = torch.randn(n, b, *in_shape, device=device)
     y = torch.randint(classes, (n, b), device=device)
     flat_x, flat_y = x.flatten(0, 1), y.flatten()
@@ -48,7 +48,7 @@ def gradient_round(model_name: str, in_shape, classes: int, n: int, b: int, devi
         F.cross_entropy(model(flat_x), flat_y).backward()
 
     def python_loop():  # what most peer codebases do: one backward per worker
-        G = torch.empty(n, engine.d, device=device)
+        G = torch.empty(n, flat.d, device=device)
         for i in range(n):
             model.zero_grad(set_to_none=True)
             F.cross_entropy(model(x[i]), y[i]).backward()
@@ -57,11 +57,11 @@ def gradient_round(model_name: str, in_shape, classes: int, n: int, b: int, devi
 
     model.train()
     t_single = best_time(single_pass, repeats, device)
-    t_batched = best_time(lambda: engine.worker_grads(x, y), repeats, device)
+    t_batched = best_time(lambda: flat.worker_grads(x, y), repeats, device)
     t_loop = best_time(python_loop, repeats, device)
     return {
         "model": model_name,
-        "d": engine.d,
+        "d": flat.d,
         "n": n,
         "b": b,
         "device": str(device),

@@ -1,4 +1,7 @@
-"""Checks on the configuration that run before any data is loaded or training starts."""
+"""Checks on the top-level settings, before anything is built, and the config's identity (its hash).
+
+The defense and attack groups are built, and their options checked, in byzrun.build.
+"""
 
 from __future__ import annotations
 
@@ -93,26 +96,3 @@ def config_hash(cfg: DictConfig) -> str:
         container["dataset"].pop("download", None)
     text = json.dumps(container, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:10]
-
-
-def instantiate_group(cfg: DictConfig, group: str):
-    """Build the object a config group describes (its `_target_` class with the group's options).
-
-    Hydra wraps whatever the constructor raises; a ByzrunError (an option the class rejects) comes
-    out as itself, and an option the class does not know becomes a one-line ConfigError.
-    """
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
-    from byzrun.errors import ByzrunError
-
-    try:
-        return instantiate(cfg, _convert_="all")
-    except InstantiationException as e:
-        cause = e.__cause__
-        if isinstance(cause, ByzrunError):
-            raise cause from None
-        if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
-            key = str(cause).rsplit(" ", 1)[-1].strip("'")
-            raise ConfigError(f"{group} has no option {key!r}; see conf/{group}/ for its options") from None
-        raise ConfigError(f"cannot build {group}: {cause or e}") from None

@@ -1,10 +1,19 @@
-"""Per-evaluation measurements of a round's submissions, for metrics.csv.
+"""The statistics of a round that metrics.csv records at every evaluation (and every
+`diagnostics.every` rounds), all computed here.
 
-- flip_share_z<z>: ALIE paper Figure 2, the share (0..1) of coordinates j where |μ_j| < z·σ_j,
-  μ and σ the mean and population standard deviation of the honest rows: the coordinates whose
-  sign an attacker shifting by z·σ can flip. One column per z in sign_flip_z, named with the
-  shortest form of z (flip_share_z0.5, flip_share_z1, flip_share_z2).
+What the honest workers submit (Distributed Momentum paper, "Distributed Momentum for
+Byzantine-resilient Stochastic Gradient Descent", El Mhamdi, Guerraoui, Rouault, ICLR 2021, Sec. 3):
+- variance_norm_ratio = E_i ||s_i - s̄||² / ||s̄||² over the honest submissions s_i (gradients, or
+  momenta under worker momentum): the quantity whose decrease lets robust rules keep up;
+- honest_norm ||s̄||, aggregate_norm, and cosine, the cosine of the aggregate with s̄.
+
+What the attack achieves:
 - agg_dist: L2 distance of the aggregate from the mean of the honest rows.
+- flip_share_z<z>: ALIE paper ("A Little Is Enough", Baruch, Baruch, Goldberg, NeurIPS 2019)
+  Figure 2, the share (0..1) of coordinates j where |μ_j| < z·σ_j, μ and σ the mean and population
+  standard deviation of the honest rows: the coordinates whose sign an attacker shifting by z·σ can
+  flip. One column per z in sign_flip_z, named with the shortest form of z (flip_share_z0.5,
+  flip_share_z1, flip_share_z2).
 - byz_selected: for selection rules (defense.selection not None), how many of the selected rows
   are Byzantine (indices >= n - m, counted with multiplicity); NaN for other rules, so that every
   defense gives the same columns.
@@ -16,6 +25,30 @@ import math
 
 import torch
 from torch import Tensor
+
+
+def round_statistics(
+    honest: Tensor, G: Tensor, aggregate: Tensor, m: int, defense, sign_flip_z: list[float] | None
+) -> dict[str, float]:
+    """Every statistic above: the honest rows [h, d], all submitted rows G [n, d], the aggregate [d]."""
+    return {
+        **submission_stats(honest, aggregate),
+        **round_metrics(honest, G, aggregate, m, defense, sign_flip_z),
+    }
+
+
+@torch.no_grad()
+def submission_stats(honest: Tensor, aggregate: Tensor) -> dict[str, float]:
+    mean = honest.mean(dim=0)
+    mean_sq = mean.square().sum()
+    spread = (honest - mean).square().sum(dim=1).mean()  # mean squared distance to the mean
+    cosine = torch.nn.functional.cosine_similarity(aggregate, mean, dim=0, eps=1e-30)
+    return {
+        "variance_norm_ratio": (spread / mean_sq).item() if mean_sq > 0 else float("inf"),
+        "honest_norm": mean_sq.sqrt().item(),
+        "aggregate_norm": aggregate.norm().item(),
+        "cosine": cosine.item(),
+    }
 
 
 @torch.no_grad()

@@ -1,8 +1,15 @@
 """One run: synchronous parameter-server SGD with n simulated workers, m of them Byzantine.
 
-The hot path of a round:
-  batches [n, b] by indexing -> all n honest gradients in one vmapped pass -> optional per-worker
-  clipping and worker momentum -> the attack writes the last m rows -> defense(G, m) -> server step.
+prepare() checks the config and builds everything a run needs; train() is the round loop, to be
+read top to bottom:
+
+  batches [n, b] by indexing -> all n honest gradients in one vmapped pass -> weight decay,
+  clipping and worker momentum -> the attack writes the last m rows -> the server aggregates
+  -> the server steps (with server momentum) -> evaluation and statistics, every few rounds.
+
+Rows 0..h-1 of the submitted matrix G [n, d] are the honest workers (h = n - m), rows h..n-1 the
+Byzantine ones. `velocity` is the momentum buffer (v = beta*v + g): [d] at the server, [n, d] at
+the workers, as momentum.placement says.
 """
 
 from __future__ import annotations
@@ -19,17 +26,17 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from tqdm import tqdm
 
-from byzrun import attacks, defenses, diagnostics
-from byzrun.attacks.base import Attack, AttackContext
+from byzrun.attacks import Attack, AttackContext
+from byzrun.build import build_attack, build_defense
 from byzrun.config import config_hash, resolve_device, validate
 from byzrun.data import Data, load_data
-from byzrun.defenses.base import Defense
-from byzrun.engine import Engine
+from byzrun.diagnostics import round_statistics
 from byzrun.errors import ConfigError
+from byzrun.flat_model import FlatModel
 from byzrun.models import WorkerBatchNorm2d, build_model, calibrate_batchnorm
+from byzrun.preaggregation import Pipeline
 from byzrun.results import atomic_write_csv, is_finished, run_dir, start_run
 from byzrun.sampling import WorkerSampler, random_crop_flip
-from byzrun.submission_stats import submission_stats
 
 log = logging.getLogger("byzrun")
 
@@ -44,10 +51,10 @@ class Setup:
     cfg: DictConfig
     device: torch.device
     out: Path
-    defense: Defense
+    defense: Pipeline
     attack: Attack
     data: Data
-    engine: Engine
+    model: FlatModel
     sampler: WorkerSampler
     generator: torch.Generator
     metrics: list[dict] = field(default_factory=list)
@@ -58,8 +65,8 @@ def prepare(cfg: DictConfig) -> Setup | None:
     validate(cfg)
     device = resolve_device(cfg.device)
     n, m = cfg.n, cfg.m
-    defense = defenses.build(cfg.defense)
-    attack = attacks.build(cfg.attack)
+    defense = build_defense(cfg.defense)
+    attack = build_attack(cfg.attack)
     out = run_dir(cfg, defense.name, attack.name)
     if is_finished(out):
         log.info("already finished, skipping: %s", out)
@@ -71,11 +78,11 @@ def prepare(cfg: DictConfig) -> Setup | None:
     data = load_data(cfg.dataset, device)
     attack.validate(n=n, m=m, data=data)
     model_options = {k: v for k, v in OmegaConf.to_container(cfg.model).items() if k != "name"}
-    model = build_model(cfg.model.name, data.in_shape, data.num_classes, **model_options)
-    engine = Engine(model, device, cfg.worker_chunk)
+    module = build_model(cfg.model.name, data.in_shape, data.num_classes, **model_options)
+    model = FlatModel(module, device, cfg.worker_chunk)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     sampler = WorkerSampler(len(data.train_y), n, cfg.batch_size, cfg.sampling, generator, m)
-    return Setup(cfg, device, out, defense, attack, data, engine, sampler, generator)
+    return Setup(cfg, device, out, defense, attack, data, model, sampler, generator)
 
 
 def learning_rate(cfg: DictConfig, t: int) -> float:
@@ -96,44 +103,20 @@ def clip_rows(G: Tensor, max_norm: float) -> Tensor:
     return G.mul_((max_norm / G.norm(dim=1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0))
 
 
-def round_row(s: Setup, t: int, G: Tensor, aggregate: Tensor, tested: dict, started: float) -> dict:
-    """One metrics.csv row for round t: the evaluation results `tested` (empty between evaluations),
-    then statistics of what the honest workers submitted, the aggregate and attack diagnostics."""
-    cfg, h = s.cfg, s.cfg.n - s.cfg.m
-    samples_per_epoch = len(s.data.train_y) / (cfg.n * cfg.batch_size)
-    row = {"round": t + 1, "epoch": (t + 1) / samples_per_epoch, **tested, "lr": s.engine.lr}
-    row["wall_seconds"] = time.perf_counter() - started
-    row.update(submission_stats(G[:h], aggregate))
-    sign_z = list(cfg.diagnostics.sign_flip_z) if cfg.diagnostics.sign_flip_z else None
-    row.update(diagnostics.round_metrics(G[:h], G, aggregate, cfg.m, s.defense, sign_z))
-    return row
-
-
-def evaluate(s: Setup, train_loss: float) -> dict:
-    """Test accuracy and loss of the current model (and the attack's own evaluation metrics)."""
-    cfg, data, engine = s.cfg, s.data, s.engine
-    if cfg.bn_calibration and any(isinstance(mod, WorkerBatchNorm2d) for mod in engine.model.modules()):
-        idx = torch.randint(len(data.train_y), (cfg.bn_calibration,), generator=s.generator, device=s.device)
-        x = data.train_x[idx]
-        if data.augment:
-            x = random_crop_flip(x, s.generator)
-        calibrate_batchnorm(engine.model, x.split(cfg.batch_size))
-    acc, loss = engine.evaluate(data.test_x, data.test_y, cfg.eval_batch_size)
-    return {"test_acc": acc, "test_loss": loss, "train_loss": train_loss, **s.attack.eval_metrics(engine)}
-
-
 def train(s: Setup) -> dict:
     """Run the rounds, write metrics.csv after every evaluation and summary.csv at the end."""
-    cfg, engine, data = s.cfg, s.engine, s.data
+    cfg, data, model, theta = s.cfg, s.data, s.model, s.model.theta
     n, m, h = cfg.n, cfg.m, cfg.n - cfg.m
     placement, beta, nesterov = cfg.momentum.placement, cfg.momentum.beta, cfg.momentum.nesterov
-    theta = engine.theta
-    server_m = torch.zeros_like(theta) if placement == "server" else None
-    worker_m = torch.zeros(n, engine.d, device=s.device) if placement == "worker" else None
+    velocity = None  # the momentum buffer
+    if placement == "server":
+        velocity = torch.zeros_like(theta)
+    elif placement == "worker":
+        velocity = torch.zeros(n, model.d, device=s.device)
     start_run(s.out, cfg)
     log.info("run directory: %s", s.out)
     started = time.perf_counter()
-    losses: list[Tensor] = []
+    losses: list[Tensor] = []  # the honest workers' mean loss of every round since the last evaluation
     diverged_round = None
     bar = tqdm(
         range(cfg.rounds),
@@ -142,35 +125,50 @@ def train(s: Setup) -> dict:
         dynamic_ncols=True,
     )
     for t in bar:
-        engine.lr = learning_rate(cfg, t)
-        idx = s.sampler.next()  # [n, b]
+        lr = learning_rate(cfg, t)
+
+        # ---- every worker's batch [n, b]; the Byzantine workers' may be poisoned (label flip)
+        idx = s.sampler.next()
         x, y = data.train_x[idx], data.train_y[idx]
         if data.augment:
             x = random_crop_flip(x.flatten(0, 1), s.generator).view_as(x)
         if m:
             x[h:], y[h:] = s.attack.poison_batch(x[h:], y[h:], data)
-        G, worker_losses = engine.worker_grads(x, y)
-        if cfg.weight_decay:  # an L2 term in every worker's loss, before clipping and momentum
+
+        # ---- what every worker would honestly submit: its gradient [n, d] in one vmapped pass,
+        # with the L2 term of its loss, clipped, then through its momentum (placement=worker)
+        G, worker_losses = model.worker_grads(x, y)
+        if cfg.weight_decay:
             G.add_(theta, alpha=cfg.weight_decay)
         if cfg.grad_clip is not None:
             clip_rows(G, cfg.grad_clip)
-        if worker_m is not None:
-            worker_m.mul_(beta).add_(G)
-            G = G.add(worker_m, alpha=beta) if nesterov else worker_m.clone()
+        if placement == "worker":
+            velocity.mul_(beta).add_(G)
+            G = G.add(velocity, alpha=beta) if nesterov else velocity.clone()
+
+        # ---- the attack replaces the last m rows
         if m:
-            ctx = AttackContext(honest=G[:h], own=G[h:], n=n, m=m, round=t, defense=s.defense, engine=engine)
+            ctx = AttackContext(
+                honest=G[:h], own=G[h:], n=n, m=m, round=t, defense=s.defense, model=model, lr=lr
+            )
             G[h:] = s.attack(ctx)
+
+        # ---- the server aggregates; a non-finite aggregate ends the run
         aggregate = s.defense(G, m)
         if not torch.isfinite(aggregate).all():
             diverged_round = t + 1
             log.warning("round %d: the aggregate is not finite (NaN/Inf); the run diverged, stopping", t + 1)
             break
+
+        # ---- the server steps (through its momentum, placement=server)
         step = aggregate
-        if server_m is not None:
-            server_m.mul_(beta).add_(step)
-            step = step.add(server_m, alpha=beta) if nesterov else server_m
-        theta.add_(step, alpha=-engine.lr)
+        if placement == "server":
+            velocity.mul_(beta).add_(step)
+            step = step.add(velocity, alpha=beta) if nesterov else velocity
+        theta.add_(step, alpha=-lr)
         losses.append(worker_losses[:h].mean())
+
+        # ---- evaluation and round statistics -> metrics.csv
         is_eval = is_eval_round(cfg, t + 1)
         every = cfg.diagnostics.every
         if is_eval or (every and (t + 1) % every == 0):
@@ -179,8 +177,9 @@ def train(s: Setup) -> dict:
                 tested = evaluate(s, torch.stack(losses).mean().item())
                 losses = []
                 bar.set_postfix(acc=f"{tested['test_acc']:.2f}")
-            s.metrics.append(round_row(s, t, G, aggregate, tested, started))
+            s.metrics.append(round_row(s, t, lr, G, aggregate, tested, started))
             atomic_write_csv(s.out / "metrics.csv", s.metrics, METRIC_COLUMNS)
+
     bar.close()
     atomic_write_csv(s.out / "metrics.csv", s.metrics, METRIC_COLUMNS)
     summary = summarize(s, diverged_round, time.perf_counter() - started)
@@ -192,6 +191,33 @@ def train(s: Setup) -> dict:
         s.out / "summary.csv",
     )
     return summary
+
+
+def evaluate(s: Setup, train_loss: float) -> dict:
+    """Test accuracy and loss of the current model (and the attack's own evaluation metrics)."""
+    cfg, data, model = s.cfg, s.data, s.model
+    if cfg.bn_calibration and any(isinstance(mod, WorkerBatchNorm2d) for mod in model.module.modules()):
+        idx = torch.randint(len(data.train_y), (cfg.bn_calibration,), generator=s.generator, device=s.device)
+        x = data.train_x[idx]
+        if data.augment:
+            x = random_crop_flip(x, s.generator)
+        calibrate_batchnorm(model.module, x.split(cfg.batch_size))
+    acc, loss = model.evaluate(data.test_x, data.test_y, cfg.eval_batch_size)
+    return {"test_acc": acc, "test_loss": loss, "train_loss": train_loss, **s.attack.eval_metrics(model)}
+
+
+def round_row(
+    s: Setup, t: int, lr: float, G: Tensor, aggregate: Tensor, tested: dict, started: float
+) -> dict:
+    """One metrics.csv row for round t: the evaluation results `tested` (empty between evaluations),
+    then the round's statistics (byzrun/diagnostics.py)."""
+    cfg, h = s.cfg, s.cfg.n - s.cfg.m
+    samples_per_epoch = len(s.data.train_y) / (cfg.n * cfg.batch_size)
+    row = {"round": t + 1, "epoch": (t + 1) / samples_per_epoch, **tested, "lr": lr}
+    row["wall_seconds"] = time.perf_counter() - started
+    sign_z = list(cfg.diagnostics.sign_flip_z) if cfg.diagnostics.sign_flip_z else None
+    row.update(round_statistics(G[:h], G, aggregate, cfg.m, s.defense, sign_z))
+    return row
 
 
 def summarize(s: Setup, diverged_round: int | None, wall: float) -> dict:

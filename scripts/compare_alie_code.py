@@ -190,13 +190,13 @@ class ByzrunRun:
         assert cfg.momentum.placement == "server" and cfg.momentum.beta == BETA and not cfg.momentum.nesterov
         assert not cfg.weight_decay and cfg.grad_clip is None and not cfg.dataset.augment
         self.cfg, self.s = cfg, prepare(cfg)
-        self.buf = torch.zeros_like(self.s.engine.theta)
+        self.velocity = torch.zeros_like(self.s.model.theta)  # the server's momentum buffer
         self.rec: dict = {}
         if backdoor:
             train = self.s.attack.train
 
-            def recorded_train(engine, start):
-                v = train(engine, start)
+            def recorded_train(model, start, server_lr):
+                v = train(model, start, server_lr)
                 self.rec.update(start=start.clone(), V=v.clone())
                 return v
 
@@ -204,29 +204,29 @@ class ByzrunRun:
 
     def round(self, t: int) -> dict:
         s, cfg, self.rec = self.s, self.cfg, {}
-        engine, n, m = s.engine, cfg.n, cfg.m
-        engine.lr = learning_rate(cfg, t)
+        model, n, m = s.model, cfg.n, cfg.m
+        lr = learning_rate(cfg, t)
         idx = s.sampler.next()
         x, y = s.data.train_x[idx], s.data.train_y[idx]
-        G, _ = engine.worker_grads(x, y)
+        G, _ = model.worker_grads(x, y)
         self.rec.update(x=x, y=y, grads=G.clone())
         ctx = AttackContext(
-            honest=G[: n - m], own=G[n - m :], n=n, m=m, round=t, defense=s.defense, engine=engine
+            honest=G[: n - m], own=G[n - m :], n=n, m=m, round=t, defense=s.defense, model=model, lr=lr
         )
         self.rec["mu"], self.rec["sigma"] = stats.mean_std(
             stats.observed(ctx, s.attack.knowledge), s.attack.std
         )
         G[n - m :] = s.attack(ctx)
         aggregate = s.defense(G, m)
-        self.buf.mul_(cfg.momentum.beta).add_(aggregate)
-        engine.theta.add_(self.buf, alpha=-engine.lr)
+        self.velocity.mul_(cfg.momentum.beta).add_(aggregate)
+        model.theta.add_(self.velocity, alpha=-lr)
         picks = s.defense.selection(G, m)
-        self.rec.update(sent=G[n - m :], aggregate=aggregate, picks=picks, params=engine.theta.clone())
+        self.rec.update(sent=G[n - m :], aggregate=aggregate, picks=picks, params=model.theta.clone())
         self.rec.update(
-            velocity=-engine.lr * self.buf, test_acc=engine.evaluate(s.data.test_x, s.data.test_y)[0]
+            velocity=-lr * self.velocity, test_acc=model.evaluate(s.data.test_x, s.data.test_y)[0]
         )
         if hasattr(s.attack, "own_accuracy"):
-            self.rec["backdoor_acc"] = s.attack.own_accuracy(engine)
+            self.rec["backdoor_acc"] = s.attack.own_accuracy(model)
         return self.rec
 
 
@@ -236,15 +236,15 @@ class ByzrunRun:
 def align(code: CodeRun, byz: ByzrunRun) -> torch.Tensor:
     """Copy the code's initial parameters into byzrun; returns the permutation taking a byzrun flat
     vector into the code's parameter order (identity when both list the same tensors in order)."""
-    engine, offsets, start = byz.s.engine, {}, 0
-    for name, numel, shape in zip(engine.names, engine.numels, engine.shapes):
+    model, offsets, start = byz.s.model, {}, 0
+    for name, numel, shape in zip(model.names, model.numels, model.shapes):
         offsets[name], start = (start, numel, tuple(shape)), start + numel
     net = code.server.test_net
     layout = [(name, tuple(p.shape)) for name, p in net.named_parameters()]
     if sorted(layout) != sorted((name, v[2]) for name, v in offsets.items()):
-        sys.exit(f"parameter layouts differ: code {layout}, byzrun {list(zip(engine.names, engine.shapes))}")
+        sys.exit(f"parameter layouts differ: code {layout}, byzrun {list(zip(model.names, model.shapes))}")
     perm = torch.cat([torch.arange(offsets[name][0], sum(offsets[name][:2])) for name, _ in layout])
-    engine.theta[perm] = torch.from_numpy(code.server.current_weights.copy())
+    model.theta[perm] = torch.from_numpy(code.server.current_weights.copy())
     print(f"parameter layout {layout}: {'same order' if bool((perm.diff() == 1).all()) else 'mapped'}")
     return perm
 
@@ -300,7 +300,7 @@ def compare_round(table: Table, t: int, c: dict, b: dict, perm: torch.Tensor, m:
     cmp("4. rule's output", c["aggregate"], b["aggregate"][perm])
     if b["picks"] is not None:
         compare_picks(table, c, b, perm, m, expected)
-    cmp("5. server velocity (-lr*buf)", c["velocity"], b["velocity"][perm])
+    cmp("5. server velocity (-lr*velocity)", c["velocity"], b["velocity"][perm])
     cmp("5. parameters after the step", c["params"], b["params"][perm])
     cmp("5. test accuracy (%)", c["test_acc"], b["test_acc"], tol=0, atol=1e-3)  # 1 image: 0.01
     if backdoor:

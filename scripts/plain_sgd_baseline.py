@@ -1,4 +1,4 @@
-"""Plain single-process SGD, no byzrun engine: the reference a byzrun run with m=0 should match.
+"""Plain single-process SGD, no byzrun machinery: the reference a byzrun run with m=0 should match.
 
 Trains the same model with torch.optim.SGD on one batch of n*b samples per step (what n honest
 workers averaged by the mean compute together) and prints the maximum and final test accuracy.

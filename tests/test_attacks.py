@@ -13,13 +13,15 @@ from conftest import CONF_DIR, make_cfg
 from omegaconf import OmegaConf
 
 from byzrun import attacks, diagnostics
-from byzrun.attacks import REGISTRY, AttackContext
+from byzrun.attacks import ATTACKS, AttackContext
 from byzrun.attacks.stats import z_max
+from byzrun.build import build_attack
 from byzrun.data import Data
 from byzrun.defenses import Defense
-from byzrun.engine import Engine
 from byzrun.errors import ConfigError
+from byzrun.flat_model import FlatModel
 from byzrun.models import build_model
+from byzrun.preaggregation import Pipeline
 
 CPU = torch.device("cpu")
 ATTACK_YAMLS = sorted(p.stem for p in (Path(CONF_DIR) / "attack").glob("*.yaml"))
@@ -53,19 +55,19 @@ class PickRows(Rule):
     def __init__(self, rows):
         self.rows = rows
 
-    def selection(self, G, f):
+    def select(self, G, f):
         return torch.tensor(self.rows)
 
     def __call__(self, G, f):
-        return G[self.selection(G, f)].mean(0)
+        return G[self.select(G, f)].mean(0)
 
 
-def make_ctx(h=8, m=3, d=40, dtype=torch.float32, defense=None, engine=None, seed=0):
+def make_ctx(h=8, m=3, d=40, dtype=torch.float32, defense=None, model=None, seed=0):
     g = torch.Generator().manual_seed(seed)
     honest = (torch.randn(h, d, generator=g, dtype=torch.float64) + 0.3).to(dtype)
     own = (torch.randn(m, d, generator=g, dtype=torch.float64) + 0.3).to(dtype)
     return AttackContext(
-        honest=honest, own=own, n=h + m, m=m, round=0, defense=defense or MeanRule(), engine=engine
+        honest=honest, own=own, n=h + m, m=m, round=0, defense=defense or MeanRule(), model=model, lr=0.1
     )
 
 
@@ -86,16 +88,13 @@ def tiny_data(seed=0) -> Data:
     )
 
 
-def tiny_engine(dtype=torch.float32, seed=0) -> Engine:
+def tiny_model(dtype=torch.float32, seed=0) -> FlatModel:
     torch.manual_seed(seed)
-    model = build_model("mlp", (1, 8, 8), 10).to(dtype)
-    engine = Engine(model, CPU)
-    engine.lr = 0.1
-    return engine
+    return FlatModel(build_model("mlp", (1, 8, 8), 10).to(dtype), CPU)
 
 
 def build(name, n=11, m=3, data=None, **options):
-    attack = REGISTRY[name](**options)
+    attack = ATTACKS.get(name)(**options)
     attack.validate(n=n, m=m, data=data if data is not None else tiny_data())
     return attack
 
@@ -166,25 +165,27 @@ def test_alie_with_one_corrupted_worker_sends_its_own_gradient():
 # ---------------------------------------------------------------------------- backdoor
 
 
-def backdoor_ctx(engine, m=4, seed=0):
+def backdoor_ctx(model, m=4, seed=0, lr=0.1):
     g = torch.Generator().manual_seed(seed)
-    dt = engine.theta.dtype
-    honest = torch.randn(7, engine.d, generator=g, dtype=torch.float64).to(dt) * 0.05
-    own = torch.randn(m, engine.d, generator=g, dtype=torch.float64).to(dt) * 0.05
-    return AttackContext(honest=honest, own=own, n=7 + m, m=m, round=0, defense=MeanRule(), engine=engine)
+    dt = model.theta.dtype
+    honest = torch.randn(7, model.d, generator=g, dtype=torch.float64).to(dt) * 0.05
+    own = torch.randn(m, model.d, generator=g, dtype=torch.float64).to(dt) * 0.05
+    return AttackContext(
+        honest=honest, own=own, n=7 + m, m=m, round=0, defense=MeanRule(), model=model, lr=lr
+    )
 
 
 def test_backdoor_stays_within_its_clipping_bound():
-    engine, data = tiny_engine(), tiny_data()
-    ctx = backdoor_ctx(engine)
+    model, data = tiny_model(), tiny_data()
+    ctx = backdoor_ctx(model)
     attack = build("alie_backdoor", m=4, data=data, samples=100, local_steps=3, trigger_size=3)
     out = attack(ctx)
     sigma, mu = torch.std_mean(ctx.own, 0, correction=0)
     lo, hi = mu - 0.2 * sigma, mu + 0.2 * sigma
-    assert out.shape == (4, engine.d) and torch.equal(out[0], out[3])
+    assert out.shape == (4, model.d) and torch.equal(out[0], out[3])
     assert bool(((out[0] >= lo) & (out[0] <= hi)).all())
     at_bound = (out[0] == lo) | (out[0] == hi)
-    assert 0 < int(at_bound.sum()) < engine.d  # the clip is active, and not everywhere
+    assert 0 < int(at_bound.sum()) < model.d  # the clip is active, and not everywhere
     assert attack.summary_fields() == {"z": 0.2, "alpha": 0.2}
 
 
@@ -198,11 +199,11 @@ def test_backdoor_trigger_sets_the_upper_left_pixels_to_maximal_intensity():
 
 
 def test_backdoor_accuracy_is_low_on_a_clean_model_and_high_once_the_attack_is_applied():
-    data, engine = tiny_data(), tiny_engine()
-    loss_grad = torch.func.grad(engine.loss)
+    data, model = tiny_data(), tiny_model()
+    loss_grad = torch.func.grad(model.loss)
     for _ in range(150):  # learn the clean task first
-        engine.theta.sub_(0.5 * loss_grad(engine.theta, data.train_x, data.train_y))
-    acc, _ = engine.evaluate(data.test_x, data.test_y)
+        model.theta.sub_(0.5 * loss_grad(model.theta, data.train_x, data.train_y))
+    acc, _ = model.evaluate(data.test_x, data.test_y)
     assert acc > 90
     attack = build(
         "alie_backdoor",
@@ -215,16 +216,16 @@ def test_backdoor_accuracy_is_low_on_a_clean_model_and_high_once_the_attack_is_a
         local_steps=60,
         local_lr=0.5,
     )
-    before = attack.eval_metrics(engine)["backdoor_acc"]
+    before = attack.eval_metrics(model)["backdoor_acc"]
     assert before < 15
     # z so large that nothing is clipped: one server step along the attack's gradient lands on V
-    row = attack(backdoor_ctx(engine))[0]
-    engine.theta.sub_(engine.lr * row)
-    assert attack.eval_metrics(engine)["backdoor_acc"] > 90
+    row = attack(backdoor_ctx(model))[0]
+    model.theta.sub_(0.1 * row)  # the context's server lr
+    assert attack.eval_metrics(model)["backdoor_acc"] > 90
 
 
 def test_backdoor_batches_and_momentum_run():
-    engine, data = tiny_engine(), tiny_data()
+    model, data = tiny_model(), tiny_data()
     attack = build(
         "alie_backdoor",
         m=4,
@@ -236,32 +237,31 @@ def test_backdoor_batches_and_momentum_run():
         local_momentum=0.9,
         weight_decay=1e-4,
     )
-    out = attack(backdoor_ctx(engine))
-    assert out.shape == (4, engine.d) and bool(torch.isfinite(out).all())
+    out = attack(backdoor_ctx(model))
+    assert out.shape == (4, model.d) and bool(torch.isfinite(out).all())
 
 
 def test_backdoor_code_distance_is_the_sum_of_each_tensors_mse():
-    engine, data = tiny_engine(), tiny_data()
-    start = engine.theta.clone()
-    v = start + torch.linspace(0, 1, engine.d)
+    model, data = tiny_model(), tiny_data()
+    start = model.theta.clone()
+    v = start + torch.linspace(0, 1, model.d)
     expected = sum(
         ((v_t - s_t) ** 2).mean()
-        for v_t, s_t in zip(engine.unflatten(v).values(), engine.unflatten(start).values())
+        for v_t, s_t in zip(model.unflatten(v).values(), model.unflatten(start).values())
     )
     code = build("alie_backdoor", data=data, convention="alie_code", trigger_size=3)
     paper = build("alie_backdoor", data=data, trigger_size=3)
-    torch.testing.assert_close(code.distance(engine, v, start), expected)
-    torch.testing.assert_close(paper.distance(engine, v, start), ((v - start) ** 2).mean())
-    assert len(engine.numels) > 1 and not torch.isclose(expected, ((v - start) ** 2).mean())
+    torch.testing.assert_close(code.distance(model, v, start), expected)
+    torch.testing.assert_close(paper.distance(model, v, start), ((v - start) ** 2).mean())
+    assert len(model.numels) > 1 and not torch.isclose(expected, ((v - start) ** 2).mean())
 
 
 @pytest.mark.parametrize("convention", ["paper", "alie_code"])
 def test_backdoor_untrained_attacker_sends_the_formula_of_its_convention(convention):
     """With no local step V = V_0 = theta - lr*mu: the paper's conversion gives back mu, the code's
     (V_0 - (V + lr*mu))/lr gives -mu, clipped into [mu - z sigma, mu + z sigma]."""
-    engine, data = tiny_engine(), tiny_data()
-    engine.lr = 0.1
-    ctx = backdoor_ctx(engine)
+    model, data = tiny_model(), tiny_data()
+    ctx = backdoor_ctx(model, lr=0.1)
     attack = build("alie_backdoor", m=4, data=data, local_steps=0, trigger_size=3, convention=convention)
     sigma, mu = torch.std_mean(ctx.own, 0, correction=0)
     g = mu if convention == "paper" else -mu
@@ -270,24 +270,23 @@ def test_backdoor_untrained_attacker_sends_the_formula_of_its_convention(convent
 
 
 def test_backdoor_code_convention_keeps_one_sample_set_and_stops_training_once_learnt():
-    engine, data = tiny_engine(), tiny_data()
-    engine.lr = 0.1
+    model, data = tiny_model(), tiny_data()
     attack = build("alie_backdoor", m=4, data=data, samples=40, trigger_size=3, convention="alie_code")
     first = attack.own_set.clone()
-    attack(backdoor_ctx(engine))
+    attack(backdoor_ctx(model))
     assert torch.equal(attack.own_set, first) and attack.name == "alie_backdoor_code"
     # a model that maps every triggered image to the target: the code skips training (V = V_0)
-    attack.own_accuracy = lambda engine, theta=None: 100.0
-    start = engine.theta - 0.1
-    torch.testing.assert_close(attack.train(engine, start), start)
+    attack.own_accuracy = lambda model, theta=None: 100.0
+    start = model.theta - 0.1
+    torch.testing.assert_close(attack.train(model, start, 0.1), start)
 
 
 def test_backdoor_reports_both_accuracies():
-    engine, data = tiny_engine(), tiny_data()
+    model, data = tiny_model(), tiny_data()
     attack = build("alie_backdoor", data=data, samples=60, trigger_size=3)
-    metrics = attack.eval_metrics(engine)
+    metrics = attack.eval_metrics(model)
     x = attack.trigger.apply(data.train_x[attack.own_set], data)
-    own = (engine.predict(x).argmax(1) == 0).float().mean().item() * 100
+    own = (model.predict(x).argmax(1) == 0).float().mean().item() * 100
     assert set(metrics) == {"backdoor_acc", "backdoor_acc_own"}
     assert metrics["backdoor_acc_own"] == pytest.approx(own)
 
@@ -342,7 +341,7 @@ def test_non_finite_rows():
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_non_finite_value_parses_from_the_command_line(value):
-    attack = attacks.build(make_cfg("attack=non_finite", f"attack.value={value}").attack)
+    attack = build_attack(make_cfg("attack=non_finite", f"attack.value={value}").attack)
     assert repr(attack.value) == repr(float(value))
 
 
@@ -377,18 +376,20 @@ def test_hidden_vulnerability_coordinate_outside_the_model_is_a_config_error():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", ATTACKS.names())
 def test_every_attack_returns_m_rows_of_the_inputs_dtype_and_device(name, dtype):
     data = tiny_data()
-    engine = tiny_engine(dtype)
+    model = tiny_model(dtype)
     small = {"alie_backdoor": {"samples": 50, "local_steps": 1}}.get(name, {})
     attack = build(name, n=11, m=3, data=data, **small)
     g = torch.Generator().manual_seed(1)
-    honest = torch.randn(8, engine.d, generator=g, dtype=torch.float64).to(dtype)
-    own = torch.randn(3, engine.d, generator=g, dtype=torch.float64).to(dtype)
-    ctx = AttackContext(honest=honest, own=own, n=11, m=3, round=0, defense=CoordMedian(), engine=engine)
+    honest = torch.randn(8, model.d, generator=g, dtype=torch.float64).to(dtype)
+    own = torch.randn(3, model.d, generator=g, dtype=torch.float64).to(dtype)
+    ctx = AttackContext(
+        honest=honest, own=own, n=11, m=3, round=0, defense=CoordMedian(), model=model, lr=0.1
+    )
     out = attack(ctx)
-    assert out.shape == (3, engine.d) and out.dtype == dtype and out.device == own.device
+    assert out.shape == (3, model.d) and out.dtype == dtype and out.device == own.device
     assert out.is_contiguous()
 
 
@@ -474,7 +475,7 @@ def test_hybrid_search_sees_the_other_workers_rows_and_the_servers_f():
     out = attack(ctx)
     mean = ctx.honest.mean(0)
     others = -ctx.own[3:]
-    ctx_full = AttackContext(ctx.honest, ctx.own[:3], 17, 3, 0, ctx.defense, None, others=others, f=5)
+    ctx_full = AttackContext(ctx.honest, ctx.own[:3], 17, 3, 0, ctx.defense, None, 0.1, others=others, f=5)
     best = brute_force(ctx_full, np.geomspace(0.01, 100.0, 12), lambda c: (-c * mean).expand(3, -1))
     assert attack.eval_metrics(None)["factor"] == pytest.approx(best)
     torch.testing.assert_close(out[3:], others)
@@ -492,10 +493,10 @@ def test_hybrid_composes_from_the_command_line():
     cfg = make_cfg(
         "attack=hybrid", "attack.main=alie_backdoor", "+attack.main_options.samples=20", "attack.other=ipm"
     )
-    attack = attacks.build(cfg.attack)
+    attack = build_attack(cfg.attack)
     attack.validate(n=11, m=3, data=tiny_data())
     assert attack.parts["main"].samples == 20 and attack.parts["other"].name == "ipm"
-    assert "backdoor_acc" in attack.eval_metrics(tiny_engine())
+    assert "backdoor_acc" in attack.eval_metrics(tiny_model())
 
 
 # ---------------------------------------------------------------------------- configs
@@ -504,8 +505,8 @@ def test_hybrid_composes_from_the_command_line():
 @pytest.mark.parametrize("name", ATTACK_NAMES)
 def test_every_attack_yaml_instantiates_with_the_class_defaults(name):
     cfg = make_cfg(f"attack={name}")
-    attack = attacks.build(cfg.attack)
-    assert isinstance(attack, attacks.Attack) and attack.name == name and REGISTRY[name] is type(attack)
+    attack = build_attack(cfg.attack)
+    assert isinstance(attack, attacks.Attack) and attack.name == name and ATTACKS.get(name) is type(attack)
     # hybrid builds its parts from the classes, so their defaults must be the YAML's
     yaml = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "attack" / f"{name}.yaml"))
     yaml.pop("_target_")
@@ -521,14 +522,14 @@ def test_every_attack_yaml_instantiates_with_the_class_defaults(name):
 
 
 def test_every_registered_attack_has_a_yaml():
-    assert sorted(REGISTRY) == ATTACK_NAMES
+    assert ATTACKS.names() == ATTACK_NAMES
 
 
 def test_the_distributed_momentum_presets_are_its_code_settings():
-    little = attacks.build(make_cfg("attack=little").attack)
+    little = build_attack(make_cfg("attack=little").attack)
     expected = ("alie", 1.5, "omniscient", "unbiased")
     assert (little.name, little.factor, little.knowledge, little.std) == expected
-    empire = attacks.build(make_cfg("attack=empire").attack)
+    empire = build_attack(make_cfg("attack=empire").attack)
     # the code's factor 1.1 on "honest mean + factor * (-honest mean)" is epsilon = 0.1
     assert (empire.name, empire.factor, empire.knowledge) == ("ipm", 0.1, "omniscient")
 
@@ -598,32 +599,32 @@ def test_round_metrics_on_constructed_inputs():
     byz = torch.tensor([[9.0, 9.0, 9.0]])
     G = torch.cat([honest, byz])
     aggregate = torch.tensor([0.5, 3.0, 4.0])
-    out = diagnostics.round_metrics(honest, G, aggregate, 1, MeanRule(), [0.5, 1, 4])
+    out = diagnostics.round_metrics(honest, G, aggregate, 1, Pipeline(MeanRule()), [0.5, 1, 4])
     # |mu| < z*sigma: z=0.5 -> none (0.5 < 0.5 fails); z=1 -> coordinate 0; z=4 -> coordinates 0, 1
     assert out["flip_share_z0.5"] == 0.0
     assert out["flip_share_z1"] == pytest.approx(1 / 3)
     assert out["flip_share_z4"] == pytest.approx(2 / 3)
     assert out["agg_dist"] == pytest.approx(4.0)
     assert math.isnan(out["byz_selected"])
-    out = diagnostics.round_metrics(honest, G, aggregate, 1, PickRows([0, 2]), None)
+    out = diagnostics.round_metrics(honest, G, aggregate, 1, Pipeline(PickRows([0, 2])), None)
     assert out["byz_selected"] == 1 and not any(k.startswith("flip_share") for k in out)
-    out = diagnostics.round_metrics(honest, G, aggregate, 1, PickRows([0, 1]), None)
+    out = diagnostics.round_metrics(honest, G, aggregate, 1, Pipeline(PickRows([0, 1])), None)
     assert out["byz_selected"] == 0
 
 
 def test_backdoor_lr_fading_is_the_server_lr_scaled_by_F_over_round_plus_F():
     """The code's attacker uses its workers' fading rate lr*F/(round+F) for V_0 and the conversion."""
-    engine, data = tiny_engine(), tiny_data()
-    ctx = backdoor_ctx(engine)
+    model, data = tiny_model(), tiny_data()
+    ctx = backdoor_ctx(model)
     ctx.round = 30
     options = dict(m=4, data=data, samples=40, local_steps=2, batch_size=20, trigger_size=3, local_lr=0.1)
     torch.manual_seed(0)
     fading = build("alie_backdoor", convention="alie_code", lr_fading=10.0, **options)
     torch.manual_seed(0)
     plain = build("alie_backdoor", convention="alie_code", **options)
-    engine.lr = 0.1
+    ctx.lr = 0.1
     out = fading(ctx)
-    engine.lr = 0.1 * 10 / (30 + 10)
+    ctx.lr = 0.1 * 10 / (30 + 10)
     torch.testing.assert_close(out, plain(ctx))
-    engine.lr = 0.1
+    ctx.lr = 0.1
     assert not torch.allclose(out, plain(ctx))

@@ -17,8 +17,12 @@ import torch
 from scipy.optimize import minimize
 
 from byzrun import defenses
+from byzrun.build import build_defense, build_steps
 from byzrun.defenses import distances
 from byzrun.errors import BoundError, ConfigError
+from byzrun.preaggregation import Pipeline
+from byzrun.preaggregation.bucketing import Bucketing
+from byzrun.preaggregation.nnm import NearestNeighborMixing
 from tests.conftest import CONF_DIR, make_cfg
 
 DEFENSE_NAMES = sorted(p.stem for p in (Path(CONF_DIR) / "defense").glob("*.yaml"))
@@ -26,6 +30,11 @@ DEFENSE_NAMES = sorted(p.stem for p in (Path(CONF_DIR) / "defense").glob("*.yaml
 
 def rows(*values) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float64)
+
+
+def piped(rule, pre=(), **options) -> Pipeline:
+    """The rule behind the pre-aggregation steps `pre` (names or dicts, as in defense.pre)."""
+    return Pipeline(rule, build_steps(list(pre)), **options)
 
 
 # ------------------------------------------------------------------------------------- references
@@ -200,27 +209,27 @@ def test_geometric_median_of_a_square_is_its_centre():
 def test_centered_clipping_hand_computed():
     G = rows([3.0, 4.0], [0.5, 0.0])
     # from v0 = 0 with tau = 1: (3,4) is clipped to (0.6, 0.8); (0.5, 0) is kept; divided by n = 2
-    rule = defenses.CenteredClipping(tau=1.0, center="zero", allow_out_of_bound=True)
+    rule = defenses.CenteredClipping(tau=1.0, center="zero")
     assert rule(G, 0).tolist() == pytest.approx([0.55, 0.4])
     # two steps move on from the first: v1 = (0.55, 0.4); (3,4)-v1 has norm > 1, (0.5,0)-v1 < 1
     v1 = torch.tensor([0.55, 0.4], dtype=torch.float64)
     a, b = G[0] - v1, G[1] - v1
     v2 = v1 + (a / a.norm() + b) / 2
-    two = defenses.CenteredClipping(tau=1.0, iterations=2, center="zero", allow_out_of_bound=True)
+    two = defenses.CenteredClipping(tau=1.0, iterations=2, center="zero")
     assert two(G, 0).tolist() == pytest.approx(v2.tolist())
 
 
 def test_nnm_hand_computed():
     # n = 3, f = 1: each vector becomes the mean of its 2 nearest (itself included)
     G = rows([0.0], [1.0], [10.0])
-    mixed = defenses.NearestNeighborMixing()(G, 1)
+    mixed = NearestNeighborMixing()(G, 1)
     assert mixed.flatten().tolist() == [0.5, 0.5, 5.5]
-    assert defenses.Mean(pre=["nnm"])(G, 1).item() == pytest.approx(6.5 / 3)
+    assert piped(defenses.Mean(), ["nnm"])(G, 1).item() == pytest.approx(6.5 / 3)
 
 
 def test_bucketing_averages_buckets_of_s():
     G = torch.randn(7, 4, dtype=torch.float64)
-    step = defenses.Bucketing(s=2, seed=3)
+    step = Bucketing(s=2, seed=3)
     B, members = step.apply(G, 1)
     assert B.shape == (4, 4) and members.shape == (4, 7)
     assert members.sum(1).tolist() == [2, 2, 2, 1] and bool((members.sum(0) == 1).all())
@@ -292,7 +301,7 @@ def test_selection_rules_agree_with_brute_force(n, d, f, dtype):
 @pytest.mark.parametrize("n, d, f", SHAPES)
 def test_nnm_agrees_with_brute_force(n, d, f):
     G = random_G(n, d, seed=3 * n + d)
-    assert torch.allclose(defenses.NearestNeighborMixing()(G, f), ref_nnm(G, f))
+    assert torch.allclose(NearestNeighborMixing()(G, f), ref_nnm(G, f))
 
 
 @pytest.mark.parametrize("n, d", [(5, 2), (10, 7), (11, 30)])
@@ -356,8 +365,8 @@ ROBUST_RULES = {
     "bulyan": lambda: defenses.Bulyan(),
     "geometric_median": lambda: defenses.GeometricMedian(),
     "centered_clipping": lambda: defenses.CenteredClipping(tau=1.0),
-    "nnm+krum": lambda: defenses.Krum(pre=["nnm"]),
-    "bucketing+median": lambda: defenses.Median(pre=[{"name": "bucketing", "s": 2}]),
+    "nnm+krum": lambda: piped(defenses.Krum(), ["nnm"]),
+    "bucketing+median": lambda: piped(defenses.Median(), [{"name": "bucketing", "s": 2}]),
 }
 ALL_RULES = {"mean": lambda: defenses.Mean(), **ROBUST_RULES}
 
@@ -405,14 +414,14 @@ def test_median_and_trimmed_extremes_stay_in_the_honest_range_whatever_the_byzan
 
 def test_selection_sizes():
     G = torch.randn(51, 20)
-    assert len(defenses.Krum().selection(G, 12)) == 1
-    assert len(defenses.MultiKrum().selection(G, 12)) == 51 - 12
-    assert len(defenses.MultiKrum(k="n-f-2").selection(G, 12)) == 51 - 12 - 2
-    assert len(set(defenses.Bulyan().selection(G, 12).tolist())) == 51 - 2 * 12
-    assert defenses.Median().selection(G, 12) is None
+    assert len(piped(defenses.Krum()).selection(G, 12)) == 1
+    assert len(piped(defenses.MultiKrum()).selection(G, 12)) == 51 - 12
+    assert len(piped(defenses.MultiKrum(k="n-f-2")).selection(G, 12)) == 51 - 12 - 2
+    assert len(set(piped(defenses.Bulyan()).selection(G, 12).tolist())) == 51 - 2 * 12
+    assert piped(defenses.Median()).selection(G, 12) is None
     # with a pre-aggregation step the selection names workers: NNM vector i stands for worker i
-    assert len(defenses.Krum(pre=["nnm"]).selection(G, 12)) == 1
-    bucket = defenses.Krum(pre=[{"name": "bucketing", "s": 3}]).selection(G, 4)
+    assert len(piped(defenses.Krum(), ["nnm"]).selection(G, 12)) == 1
+    bucket = piped(defenses.Krum(), [{"name": "bucketing", "s": 3}]).selection(G, 4)
     assert len(bucket) == 3  # the selected bucket's members
 
 
@@ -466,32 +475,34 @@ def test_a_non_finite_attack_on_the_mean_is_recorded_as_divergence(digits_cfg):
 )
 def test_each_rule_declares_its_papers_bound(rule, bound):
     for n in (3, 7, 10, 11, 25, 50, 51):
-        assert rule.max_f(n) == bound(n), n
-        rule.check(n, bound(n))
+        assert rule.bound.max_f(n) == bound(n), n
+        piped(rule).check(n, bound(n))
         if rule.robust:
-            with pytest.raises(BoundError, match=re.escape(rule.bound_text())):
-                rule.check(n, bound(n) + 1)
+            with pytest.raises(BoundError, match=re.escape(rule.bound.text)):
+                piped(rule).check(n, bound(n) + 1)
 
 
 def test_the_bound_error_names_the_fix_and_the_escape_hatch():
     with pytest.raises(BoundError) as err:
-        defenses.Bulyan().check(51, 13)
+        piped(defenses.Bulyan()).check(51, 13)
     message = str(err.value)
     assert "at most f=12" in message and "n >= 4f+3" in message and "allow_out_of_bound=true" in message
 
 
 def test_allow_out_of_bound_runs_with_a_warning():
-    rule = defenses.Krum(allow_out_of_bound=True)
+    rule = piped(defenses.Krum(), allow_out_of_bound=True)
     with pytest.warns(UserWarning, match="running anyway"):
         rule.check(51, 25)
     assert torch.isfinite(rule(torch.randn(51, 10), 25)).all()
 
 
 def test_pre_aggregation_bounds_are_checked_on_the_vectors_the_rule_sees():
-    rule = defenses.Median(pre=[{"name": "bucketing", "s": 2}])
+    rule = piped(defenses.Median(), [{"name": "bucketing", "s": 2}])
     rule.check(51, 12)  # 26 buckets, the median tolerates 12 of them
     with pytest.raises(BoundError, match="at most f=6 .* with n=13 vectors after pre-aggregation of n=51"):
-        defenses.Median(pre=[{"name": "bucketing", "s": 4}]).check(51, 12)  # 13 buckets
+        piped(defenses.Median(), [{"name": "bucketing", "s": 4}]).check(51, 12)  # 13 buckets
+    with pytest.raises(BoundError, match=r"pre-aggregation nnm tolerates at most f=5 with n=11 \(f < n/2\)"):
+        piped(defenses.Mean(), ["nnm"]).check(11, 6)
 
 
 def test_a_config_outside_the_bound_fails_before_training(digits_cfg):
@@ -506,20 +517,23 @@ def test_a_config_outside_the_bound_fails_before_training(digits_cfg):
 
 @pytest.mark.parametrize("name", DEFENSE_NAMES)
 def test_every_defense_yaml_builds_and_aggregates(name):
-    rule = defenses.build(make_cfg(f"defense={name}").defense)
-    assert isinstance(rule, defenses.Defense) and rule.name == name
-    assert rule(torch.randn(51, 30), min(2, rule.max_f(51))).shape == (30,)
+    rule = build_defense(make_cfg(f"defense={name}").defense)
+    assert isinstance(rule, Pipeline) and isinstance(rule.rule, defenses.Defense) and rule.name == name
+    assert rule(torch.randn(51, 30), min(2, rule.rule.bound.max_f(51))).shape == (30,)
 
 
 def test_pre_aggregation_composes_from_the_command_line():
-    rule = defenses.build(make_cfg("defense=krum", "defense.pre=[nnm]").defense)
+    rule = build_defense(make_cfg("defense=krum", "defense.pre=[nnm]").defense)
     assert rule.name == "nnm+krum"
     G = torch.randn(15, 8, dtype=torch.float64)
-    assert torch.equal(rule(G, 3), defenses.Krum()(defenses.NearestNeighborMixing()(G, 3), 3))
-    rule = defenses.build(make_cfg("defense=median", "defense.pre=[{name:bucketing,s:3}]").defense)
-    assert rule.name == "bucketing+median" and rule.pre[0].s == 3
+    assert torch.equal(rule(G, 3), defenses.Krum()(NearestNeighborMixing()(G, 3), 3))
+    rule = build_defense(make_cfg("defense=median", "defense.pre=[{name:bucketing,s:3}]").defense)
+    assert rule.name == "bucketing+median" and rule.steps[0].s == 3
+    target = "{_target_:byzrun.preaggregation.Bucketing,s:4}"
+    rule = build_defense(make_cfg("defense=krum", f"defense.pre=[nnm,{target}]", "defense.name=mine").defense)
+    assert [type(step) for step in rule.steps] == [NearestNeighborMixing, Bucketing] and rule.name == "mine"
     with pytest.raises(ConfigError, match="unknown pre-aggregation 'nmm'"):
-        defenses.build(make_cfg("defense=krum", "defense.pre=[nmm]").defense)
+        build_defense(make_cfg("defense=krum", "defense.pre=[nmm]").defense)
 
 
 @pytest.mark.parametrize(
@@ -535,7 +549,7 @@ def test_pre_aggregation_composes_from_the_command_line():
 )
 def test_unknown_options_are_rejected(override, message):
     with pytest.raises(ConfigError, match=message):
-        defenses.build(make_cfg(*override.split()).defense)
+        build_defense(make_cfg(*override.split()).defense)
 
 
 def test_the_cli_reports_a_bad_defense_option_in_one_line(tmp_path):
@@ -552,7 +566,7 @@ def test_the_cli_reports_a_bad_defense_option_in_one_line(tmp_path):
 
 @pytest.mark.parametrize("name", ["trimmed_mean", "median", "krum", "bulyan"])
 def test_the_benchmarks_naive_references_compute_the_same_rules(name):
-    from byzrun.bench_aggregation import NAIVE, RULES, _matrix
+    from byzrun.bench_aggregation import NAIVE, _matrix, rules
 
     G = _matrix(51, 12, 300, "cpu").double()
-    assert torch.allclose(NAIVE[name](G, 12), RULES[name]()(G, 12))
+    assert torch.allclose(NAIVE[name](G, 12), rules()[name]()(G, 12))

@@ -3,26 +3,27 @@
 import pytest
 import torch
 
-from byzrun.defenses.base import Defense
-from byzrun.submission_stats import submission_stats
+from byzrun.diagnostics import submission_stats
+from byzrun.preaggregation import Pipeline
 from byzrun.train import prepare, train
 
 
-class Recording(Defense):
-    """Wraps a rule and keeps a copy of every matrix it aggregates."""
+class Recording(Pipeline):
+    """The server's aggregation, keeping a copy of every matrix it aggregates."""
 
-    def __init__(self, inner: Defense, log: list):
-        self.inner, self.log = inner, log
+    def __init__(self, inner: Pipeline, log: list):
+        super().__init__(inner.rule, inner.steps, name=inner.label)
+        self.log = log
 
     def __call__(self, G, f):
         self.log.append(G.clone())
-        return self.inner(G, f)
+        return super().__call__(G, f)
 
 
 def run_with_fixed_batches(cfg, rounds=3, record=None):
     """Train with pre-drawn batch indices; optionally record what the defense receives each round."""
     setup = prepare(cfg)
-    init = setup.engine.theta.clone()
+    init = setup.model.theta.clone()
     draws = [torch.randint(len(setup.data.train_y), (cfg.n, cfg.batch_size)) for _ in range(rounds)]
     it = iter(draws)
     setup.sampler.next = lambda: next(it)
@@ -34,7 +35,7 @@ def run_with_fixed_batches(cfg, rounds=3, record=None):
 
 def grads_at(setup, theta, idx):
     x, y = setup.data.train_x[idx], setup.data.train_y[idx]
-    return setup.engine.worker_grads(x, y, theta)[0]
+    return setup.model.worker_grads(x, y, theta)[0]
 
 
 def test_worker_momentum_matches_a_hand_computation(digits_cfg):
@@ -44,13 +45,13 @@ def test_worker_momentum_matches_a_hand_computation(digits_cfg):
     )
     submitted = []
     setup, theta, draws = run_with_fixed_batches(cfg, record=submitted)
-    momenta = torch.zeros(cfg.n, setup.engine.d)
+    velocity = torch.zeros(cfg.n, setup.model.d)
     for t, idx in enumerate(draws):
         g = grads_at(setup, theta, idx)
-        momenta = beta * momenta + g  # m_i = beta * m_i + g_i at every worker
-        torch.testing.assert_close(submitted[t], momenta, rtol=1e-5, atol=1e-6)
-        theta = theta - lr * momenta.mean(0)  # the server applies plain SGD to the aggregate
-    torch.testing.assert_close(setup.engine.theta, theta, rtol=1e-5, atol=1e-6)
+        velocity = beta * velocity + g  # v_i = beta * v_i + g_i at every worker
+        torch.testing.assert_close(submitted[t], velocity, rtol=1e-5, atol=1e-6)
+        theta = theta - lr * velocity.mean(0)  # the server applies plain SGD to the aggregate
+    torch.testing.assert_close(setup.model.theta, theta, rtol=1e-5, atol=1e-6)
 
 
 def test_weight_decay_and_clipping_enter_each_workers_momentum(digits_cfg):
@@ -66,14 +67,14 @@ def test_weight_decay_and_clipping_enter_each_workers_momentum(digits_cfg):
     )
     submitted = []
     setup, theta, draws = run_with_fixed_batches(cfg, record=submitted)
-    momenta = torch.zeros(cfg.n, setup.engine.d)
+    velocity = torch.zeros(cfg.n, setup.model.d)
     for t, idx in enumerate(draws):
         g = grads_at(setup, theta, idx) + wd * theta  # the L2 term of each worker's loss
         g = g * (clip / g.norm(dim=1, keepdim=True)).clamp(max=1.0)  # then the clip
-        momenta = beta * momenta + g
-        torch.testing.assert_close(submitted[t], momenta, rtol=1e-5, atol=1e-6)
-        theta = theta - lr * momenta.mean(0)
-    torch.testing.assert_close(setup.engine.theta, theta, rtol=1e-5, atol=1e-6)
+        velocity = beta * velocity + g
+        torch.testing.assert_close(submitted[t], velocity, rtol=1e-5, atol=1e-6)
+        theta = theta - lr * velocity.mean(0)
+    torch.testing.assert_close(setup.model.theta, theta, rtol=1e-5, atol=1e-6)
 
 
 def test_worker_nesterov_submits_gradient_plus_beta_momentum(digits_cfg):
@@ -87,11 +88,11 @@ def test_worker_nesterov_submits_gradient_plus_beta_momentum(digits_cfg):
     )
     submitted = []
     setup, theta, draws = run_with_fixed_batches(cfg, rounds=2, record=submitted)
-    momenta = torch.zeros(cfg.n, setup.engine.d)
+    velocity = torch.zeros(cfg.n, setup.model.d)
     for t, idx in enumerate(draws):
         g = grads_at(setup, theta, idx)
-        momenta = beta * momenta + g
-        torch.testing.assert_close(submitted[t], g + beta * momenta, rtol=1e-5, atol=1e-6)
+        velocity = beta * velocity + g
+        torch.testing.assert_close(submitted[t], g + beta * velocity, rtol=1e-5, atol=1e-6)
         theta = theta - cfg.lr * submitted[t].mean(0)
 
 
@@ -101,7 +102,7 @@ def test_beta_zero_makes_every_placement_plain_sgd(digits_cfg, placement):
     setup, theta, draws = run_with_fixed_batches(cfg)
     for idx in draws:
         theta = theta - cfg.lr * grads_at(setup, theta, idx).mean(0)
-    torch.testing.assert_close(setup.engine.theta, theta, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(setup.model.theta, theta, rtol=1e-5, atol=1e-6)
 
 
 def test_variance_norm_ratio_on_constructed_inputs():
@@ -117,7 +118,8 @@ def test_variance_norm_ratio_on_constructed_inputs():
 
 
 def test_worker_momentum_lowers_the_variance_norm_ratio(digits_cfg):
-    """The paper's mechanism: momenta average out noise, so their spread shrinks relative to their mean."""
+    """The paper's mechanism: the workers' velocities average out noise, so their spread shrinks relative
+    to their mean."""
     ratios = {}
     for placement in ("server", "worker"):
         setup = prepare(

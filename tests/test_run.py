@@ -82,7 +82,7 @@ def test_an_interrupted_run_leaves_no_summary(digits_cfg, monkeypatch):
     cfg = digits_cfg("rounds=30")
     setup = prepare(cfg)
     calls = {"n": 0}
-    real = setup.engine.worker_grads
+    real = setup.model.worker_grads
 
     def crash_midway(*args, **kwargs):
         calls["n"] += 1
@@ -90,7 +90,7 @@ def test_an_interrupted_run_leaves_no_summary(digits_cfg, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    setup.engine.worker_grads = crash_midway
+    setup.model.worker_grads = crash_midway
     with pytest.raises(KeyboardInterrupt):
         train(setup)
     out = results.run_dir(cfg, "mean", "none")

@@ -9,6 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from byzrun import attacks, defenses
+from byzrun.build import build_attack, build_defense
 from tests.conftest import CONF_DIR, make_cfg
 
 PRESETS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
@@ -46,8 +47,8 @@ def test_every_preset_composes_and_every_sweep_point_builds(preset):
     for point in sweep_points(preset):
         cfg = make_cfg(f"experiment={preset}", *point)
         assert cfg.name in ("table1", "table2", "momentum")
-        assert isinstance(defenses.build(cfg.defense), defenses.Defense)
-        assert isinstance(attacks.build(cfg.attack), attacks.Attack)
+        assert isinstance(build_defense(cfg.defense).rule, defenses.Defense)
+        assert isinstance(build_attack(cfg.attack), attacks.Attack)
 
 
 # The cells each ALIE table preset runs: (row label, attack, defense) -- exactly these, nothing else
@@ -84,7 +85,7 @@ def test_a_table_preset_runs_exactly_its_cells_with_five_seeds(table, cells, dat
     found = []
     for point in points:
         cfg = make_cfg(f"experiment={preset}", *point)
-        attack, defense = attacks.build(cfg.attack), defenses.build(cfg.defense)
+        attack, defense = build_attack(cfg.attack), build_defense(cfg.defense)
         found.append((cfg.row, attack.name, defense.name))
         assert (cfg.name, cfg.dataset.name, cfg.n, cfg.m, cfg.rounds) == (table, dataset, 51, 12, 300)
         # the protocol of the authors' code, the same for every cell of a table
@@ -98,13 +99,13 @@ def test_a_table_preset_runs_exactly_its_cells_with_five_seeds(table, cells, dat
 
 
 def test_the_alie_code_cells_use_the_codes_definitions():
-    krum = defenses.build(make_cfg("experiment=table1_mnist", "cell=table1/krum_alie_code").defense)
+    krum = build_defense(make_cfg("experiment=table1_mnist", "cell=table1/krum_alie_code").defense).rule
     assert (krum.distances, krum.neighbours) == ("plain", "alie_code")
-    bulyan = defenses.build(make_cfg("experiment=table1_mnist", "cell=table1/bulyan_alie_code").defense)
+    bulyan = build_defense(make_cfg("experiment=table1_mnist", "cell=table1/bulyan_alie_code").defense).rule
     assert (bulyan.distances, bulyan.neighbours, bulyan.beta) == ("plain", "alie_code", "alie_code")
-    tm = defenses.build(make_cfg("experiment=table1_mnist", "cell=table1/trimmed_mean_alie_code").defense)
+    tm = build_defense(make_cfg("experiment=table1_mnist", "cell=table1/trimmed_mean_alie_code").defense).rule
     assert tm.variant == "alie_code"
-    paper = defenses.build(make_cfg("experiment=table1_mnist", "cell=table1/krum").defense)
+    paper = build_defense(make_cfg("experiment=table1_mnist", "cell=table1/krum").defense).rule
     assert (paper.distances, paper.neighbours) == ("squared", "paper")
     code = make_cfg("experiment=table2_mnist", "cell=table2/no_defense_alie_code").attack
     assert (code.convention, code.batch_size, code.samples, code.local_lr, code.trigger_value) == (
@@ -137,7 +138,7 @@ def test_table_presets_follow_the_alie_paper():
         5,
         0,
     )
-    tm = defenses.build(make_cfg("experiment=table1_mnist", "defense=trimmed_mean").defense)
+    tm = build_defense(make_cfg("experiment=table1_mnist", "defense=trimmed_mean").defense).rule
     assert tm.variant == "nearest_n-2f"  # Bulyan's variant unless the preset says otherwise
 
 
@@ -154,7 +155,7 @@ def test_momentum_presets_follow_the_distributed_momentum_paper():
     assert str(params.defense) == "dm_krum,median,trimmed_mean,phocas,meamed,bulyan"
     assert str(params.attack) == "little,empire"
     # the code's "krum": Multi-Krum over the n-f-2 best rows, plain distances to the n-f-1 nearest
-    dm_krum = defenses.build(make_cfg("experiment=momentum_grid_mnist").defense)
+    dm_krum = build_defense(make_cfg("experiment=momentum_grid_mnist").defense).rule
     assert (type(dm_krum).__name__, dm_krum.count(51, 12), dm_krum.distances) == ("MultiKrum", 37, "plain")
     assert dm_krum.neighbours == "dm_code"
 

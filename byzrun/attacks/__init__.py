@@ -1,51 +1,24 @@
-"""Attacks. Each attack is one class here and one YAML in conf/attack/."""
+"""Attacks: one module per attack, one YAML per attack (or preset) in conf/attack/.
 
-from byzrun.attacks.alie import ALIE
-from byzrun.attacks.alie_backdoor import ALIEBackdoor
+Each attack is an Attack subclass that declares its `name` (see base.py); ATTACKS finds it by
+scanning this package, so adding an attack touches only its module and its YAML. A YAML's
+`_target_: byzrun.attacks.<ClassName>` resolves through __getattr__ below.
+Helpers shared by several attacks: options.py (option checks), stats.py (what ALIE-like attackers
+estimate), search.py (the adaptive attacker's line search), trigger.py (the backdoor trigger).
+"""
+
 from byzrun.attacks.base import Attack, AttackContext
-from byzrun.attacks.gaussian import Gaussian
-from byzrun.attacks.hidden_vulnerability import HiddenVulnerability
-from byzrun.attacks.hybrid import Hybrid
-from byzrun.attacks.ipm import IPM
-from byzrun.attacks.label_flip import LabelFlip
-from byzrun.attacks.non_finite import NonFinite
-from byzrun.attacks.none import NoAttack
-from byzrun.attacks.sign_flip import SignFlip
+from byzrun.registry import Registry
 
-__all__ = [
-    "ALIE",
-    "ALIEBackdoor",
-    "Attack",
-    "AttackContext",
-    "Gaussian",
-    "HiddenVulnerability",
-    "Hybrid",
-    "IPM",
-    "LabelFlip",
-    "NonFinite",
-    "NoAttack",
-    "SignFlip",
-    "REGISTRY",
-    "build",
-]
+__all__ = ["ATTACKS", "Attack", "AttackContext"]
 
-#: attack name (the YAML's file name under conf/attack/) -> class; hybrid builds its parts from it
-REGISTRY: dict[str, type[Attack]] = {
-    "none": NoAttack,
-    "alie": ALIE,
-    "alie_backdoor": ALIEBackdoor,
-    "ipm": IPM,
-    "sign_flip": SignFlip,
-    "gaussian": Gaussian,
-    "label_flip": LabelFlip,
-    "non_finite": NonFinite,
-    "hidden_vulnerability": HiddenVulnerability,
-    "hybrid": Hybrid,
-}
+#: attack name (conf/attack/<name>.yaml for the plain attack) -> class; hybrid builds its parts from it
+ATTACKS = Registry(__name__, Attack)
 
 
-def build(cfg) -> Attack:
-    """Instantiate the attack described by the `attack` config group."""
-    from byzrun.config import instantiate_group
-
-    return instantiate_group(cfg, "attack")
+def __getattr__(attr: str) -> type:
+    """byzrun.attacks.ALIE and the like: every attack class of the package by its class name."""
+    cls = None if attr.startswith("_") else ATTACKS.by_class_name(attr)
+    if cls is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+    return cls

@@ -75,7 +75,7 @@ class ALIE(Attack):
             row = mu + self.z * step
         return row.expand(ctx.rows, -1).contiguous()
 
-    def eval_metrics(self, engine=None) -> dict[str, Any]:
+    def eval_metrics(self, model=None) -> dict[str, Any]:
         return {"factor": self.log.last_value()} if self.mode == "search" else {}
 
     def summary_fields(self) -> dict[str, Any]:

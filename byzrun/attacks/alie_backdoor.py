@@ -23,8 +23,8 @@ class ALIEBackdoor(Attack):
 
     μ, σ as in ALIE (knowledge, std). The attacker works in parameter space, as the authors' code
     does: V starts at V_0 = θ - lr·μ (the model the server would reach by stepping along μ; θ =
-    engine.theta, lr = engine.lr, the current server learning rate) and takes `local_steps` passes
-    of gradient descent (torch.func.grad of engine.loss w.r.t. the flat vector) over triggered
+    ctx.model.theta, lr = ctx.lr, the current server learning rate) and takes `local_steps` passes
+    of gradient descent (torch.func.grad of model.loss w.r.t. the flat vector) over triggered
     training images labelled `target`, then turns V back into a gradient g, which the clip keeps
     within z·σ of μ, the range the defenses cannot tell from honest gradients.
 
@@ -57,6 +57,8 @@ class ALIEBackdoor(Attack):
     and evaluates on, so it must run before the first round.
     """
 
+    name = "alie_backdoor"
+
     def __init__(
         self,
         alpha: float = 0.2,
@@ -86,13 +88,11 @@ class ALIEBackdoor(Attack):
         )
         self.local_momentum, self.weight_decay, self.convention = local_momentum, weight_decay, convention
         self.lr_fading = lr_fading
+        if convention == "alie_code":  # the authors' code's attacker is filed under a name of its own
+            self.name = "alie_backdoor_code"
         self.z: float | None = None
         self.data = None
         self.own_set: Tensor | None = None  # indices of the attacker's own triggered images
-
-    @property
-    def name(self) -> str:
-        return "alie_backdoor_code" if self.convention == "alie_code" else "alie_backdoor"
 
     def validate(self, *, n: int, m: int, data) -> None:
         self.alpha = options.number("alpha", self.alpha, low=0.0, high=1.0)
@@ -125,20 +125,21 @@ class ALIEBackdoor(Attack):
         x = self.trigger.apply(self.data.train_x[idx], self.data).to(dtype)
         return x, torch.full((len(x),), self.target, dtype=torch.long, device=x.device)
 
-    def distance(self, engine, v: Tensor, start: Tensor) -> Tensor:
+    def distance(self, model, v: Tensor, start: Tensor) -> Tensor:
         """The ℓ_Δ term: MSE over all d coordinates (paper), or the sum of each parameter tensor's MSE
         (alie_code)."""
         sq = (v - start).square()
         if self.convention == "alie_code":
-            return sum(block.mean() for block in sq.split(engine.numels))
+            return sum(block.mean() for block in sq.split(model.numels))
         return sq.mean()
 
-    def train(self, engine, start: Tensor) -> Tensor:
-        """V after the local steps from `start` on the round's triggered sample set."""
+    def train(self, model, start: Tensor, server_lr: float) -> Tensor:
+        """V after the local steps from `start` on the round's triggered sample set (local steps of
+        local_lr, or of the server's learning rate server_lr when local_lr is null)."""
         dtype, device = start.dtype, start.device
         if self.convention == "alie_code":
             x, y = self.triggered(self.own_set, dtype)
-            if self.own_accuracy(engine, start) >= 100.0:
+            if self.own_accuracy(model, start) >= 100.0:
                 return start.clone()  # the code trains only while the backdoor is not yet learnt
         else:
             x, y = self.triggered(
@@ -149,14 +150,14 @@ class ALIEBackdoor(Attack):
         )
 
         def objective(v: Tensor, xb: Tensor, yb: Tensor) -> Tensor:
-            return w_ce * engine.loss(v, xb, yb) + w_mse * self.distance(engine, v, start)
+            return w_ce * model.loss(v, xb, yb) + w_mse * self.distance(model, v, start)
 
         step_grad = grad(objective)
-        lr = float(engine.lr if self.local_lr is None else self.local_lr)
+        lr = float(server_lr if self.local_lr is None else self.local_lr)
         bs = len(x) if self.batch_size is None else self.batch_size
         v, buf = start.clone(), None
-        was_training = engine.model.training
-        engine.model.train()
+        was_training = model.module.training
+        model.module.train()
         try:
             for _ in range(self.local_steps):
                 shuffle = bs < len(x) and self.convention == "paper"  # the code's loader: fixed order
@@ -171,22 +172,22 @@ class ALIEBackdoor(Attack):
                         g = buf
                     v = v - lr * g
         finally:
-            engine.model.train(was_training)
+            model.module.train(was_training)
         return v
 
     def __call__(self, ctx: AttackContext) -> Tensor:
         if self.data is None:
             raise RuntimeError("alie_backdoor: call validate(n=, m=, data=) before the first round")
-        engine = ctx.engine
-        lr = float(engine.lr)
+        model = ctx.model
+        lr = server_lr = float(ctx.lr)
         if not lr > 0:
             raise ConfigError(f"alie_backdoor needs a positive server learning rate, got lr={lr}")
         if self.lr_fading:  # the code's workers get lr*F/(round+F), its server steps with lr
             lr *= self.lr_fading / (ctx.round + self.lr_fading)
-        theta = engine.theta.detach()
+        theta = model.theta.detach()
         mu, sigma = stats.mean_std(stats.observed(ctx, self.knowledge), self.std)
         mu_t = mu.to(theta.dtype)
-        v = self.train(engine, theta - lr * mu_t)
+        v = self.train(model, theta - lr * mu_t, server_lr)
         g = ((theta - v) / lr).to(mu.dtype)
         if self.convention == "alie_code":
             g -= 2 * mu
@@ -194,32 +195,32 @@ class ALIEBackdoor(Attack):
         return row.expand(ctx.rows, -1).contiguous()
 
     @torch.no_grad()
-    def backdoor_accuracy(self, engine) -> float:
+    def backdoor_accuracy(self, model) -> float:
         data = self.data
         if data is None:
             raise RuntimeError("alie_backdoor: call validate(n=, m=, data=) before eval_metrics()")
         keep = data.test_y != self.target
         if not bool(keep.any()):
             return float("nan")
-        x = self.trigger.apply(data.test_x[keep], data).to(engine.theta.dtype)
-        hits = engine.predict(x).argmax(dim=1) == self.target
+        x = self.trigger.apply(data.test_x[keep], data).to(model.theta.dtype)
+        hits = model.predict(x).argmax(dim=1) == self.target
         return hits.float().mean().item() * 100.0
 
     @torch.no_grad()
-    def own_accuracy(self, engine, theta: Tensor | None = None) -> float:
+    def own_accuracy(self, model, theta: Tensor | None = None) -> float:
         """The share (%) of the attacker's own triggered images classified as the target."""
-        x, y = self.triggered(self.own_set, engine.theta.dtype)
-        theta = engine.theta if theta is None else theta
-        was_training = engine.model.training
-        engine.model.eval()
+        x, y = self.triggered(self.own_set, model.theta.dtype)
+        theta = model.theta if theta is None else theta
+        was_training = model.module.training
+        model.module.eval()
         try:
-            logits = torch.cat([engine.forward(theta, xb) for xb in x.split(1000)])
+            logits = torch.cat([model.forward(theta, xb) for xb in x.split(1000)])
         finally:
-            engine.model.train(was_training)
+            model.module.train(was_training)
         return (logits.argmax(dim=1) == y).float().mean().item() * 100.0
 
-    def eval_metrics(self, engine) -> dict[str, Any]:
-        return {"backdoor_acc": self.backdoor_accuracy(engine), "backdoor_acc_own": self.own_accuracy(engine)}
+    def eval_metrics(self, model) -> dict[str, Any]:
+        return {"backdoor_acc": self.backdoor_accuracy(model), "backdoor_acc_own": self.own_accuracy(model)}
 
     def summary_fields(self) -> dict[str, Any]:
         return {"z": self.z, "alpha": self.alpha}

@@ -1,6 +1,6 @@
 """The attack interface.
 
-Each round the engine computes every worker's honest gradient in one batched pass, then asks the
+Each round the training loop computes every worker's honest gradient in one batched pass, then asks the
 attack for the m Byzantine rows. Rows 0..n-m-1 of the submitted matrix are the honest workers,
 rows n-m..n-1 the Byzantine ones.
 """
@@ -14,8 +14,8 @@ from torch import Tensor
 
 if TYPE_CHECKING:
     from byzrun.data import Data
-    from byzrun.defenses.base import Defense
-    from byzrun.engine import Engine
+    from byzrun.flat_model import FlatModel
+    from byzrun.preaggregation import Pipeline
 
 
 @dataclass
@@ -27,8 +27,9 @@ class AttackContext:
     n: int
     m: int
     round: int
-    defense: Defense  # the server's rule, for adaptive attacks
-    engine: Engine  # model, parameters, learning rate and data, for attacks that train
+    defense: Pipeline  # the server's aggregation (pre-aggregation steps and rule), for adaptive attacks
+    model: FlatModel  # the server's model and its flat parameters, for attacks that train
+    lr: float  # the server's learning rate this round
     # Set only by composite attacks (hybrid) for their parts: the rows the other Byzantine workers
     # send [k, d], and the f the server declares when it is not this part's own m.
     others: Tensor | None = None
@@ -46,14 +47,17 @@ class AttackContext:
 
 
 class Attack:
-    """Base class: produces the Byzantine rows [m, d] on the device of the inputs."""
+    """Base class: produces the Byzantine rows [m, d] on the device of the inputs.
+
+    Subclasses declare `name` (the registry's key: `attack=alie` finds conf/attack/alie.yaml, whose
+    `_target_` names the class; also the run's label in summary.csv) and define __call__.
+    """
+
+    #: the attack's key in the registry; every subclass sets its own
+    name: str
 
     #: attack=none is the only attack that makes sense with m = 0
     needs_byzantine: bool = True
-
-    @property
-    def name(self) -> str:
-        return type(self).__name__.lower()
 
     def validate(self, *, n: int, m: int, data: Data) -> None:
         """Raise ConfigError for invalid parameters, before training starts."""
@@ -65,7 +69,7 @@ class Attack:
     def __call__(self, ctx: AttackContext) -> Tensor:
         raise NotImplementedError
 
-    def eval_metrics(self, engine: Engine) -> dict[str, Any]:
+    def eval_metrics(self, model: FlatModel) -> dict[str, Any]:
         """Extra columns for metrics.csv at each evaluation (e.g. backdoor accuracy)."""
         return {}
 

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from byzrun.attacks import options
+from byzrun.attacks import ATTACKS, options
 from byzrun.attacks.base import Attack, AttackContext
 from byzrun.errors import ConfigError
 
@@ -19,7 +19,7 @@ class Hybrid(Attack):
     in earlier papers, and the rest will be used for the attack proposed here".
 
     The last `other_workers` Byzantine rows run `other`, the first m - other_workers run `main`.
-    `main` and `other` are attack names (keys of byzrun.attacks.REGISTRY, built with the class
+    `main` and `other` are attack names (keys of byzrun.attacks.ATTACKS, built with the class
     defaults, which equal the YAML defaults, updated by main_options / other_options), or already
     built attacks (a nested config with _target_, which Hydra instantiates).
 
@@ -46,17 +46,16 @@ class Hybrid(Attack):
         self.parts: dict[str, Attack] | None = None
 
     def _build(self, role: str) -> Attack:
-        from byzrun.attacks import REGISTRY
-
         spec, opts = self.specs[role]
         if isinstance(spec, Attack):
             if opts:
                 raise ConfigError(f"attack.{role}_options only applies when attack.{role} is an attack name")
             return spec
-        if spec not in REGISTRY or spec == "hybrid":
-            names = ", ".join(n for n in REGISTRY if n != "hybrid")
+        known = ATTACKS.classes()
+        if spec not in known or spec == "hybrid":
+            names = ", ".join(n for n in known if n != "hybrid")
             raise ConfigError(f"attack.{role}={spec!r} is not an attack; choose one of {names}")
-        cls = REGISTRY[spec]
+        cls = known[spec]
         accepted = set(inspect.signature(cls).parameters)
         unknown = sorted(set(opts) - accepted)
         if unknown:
@@ -107,10 +106,10 @@ class Hybrid(Attack):
         )
         return torch.cat([rows_main, rows_other])
 
-    def eval_metrics(self, engine) -> dict[str, Any]:
+    def eval_metrics(self, model) -> dict[str, Any]:
         parts = self._ensure_parts()
-        out = dict(parts["main"].eval_metrics(engine))
-        out.update({f"other_{key}": v for key, v in parts["other"].eval_metrics(engine).items()})
+        out = dict(parts["main"].eval_metrics(model))
+        out.update({f"other_{key}": v for key, v in parts["other"].eval_metrics(model).items()})
         return out
 
     def summary_fields(self) -> dict[str, Any]:

@@ -61,7 +61,7 @@ class IPM(Attack):
             row = self.epsilon * step
         return row.expand(ctx.rows, -1).contiguous()
 
-    def eval_metrics(self, engine=None) -> dict[str, Any]:
+    def eval_metrics(self, model=None) -> dict[str, Any]:
         return {"factor": self.log.last_value()} if self.epsilon == "search" else {}
 
     def summary_fields(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from byzrun.attacks.base import Attack, AttackContext
 
 class LabelFlip(Attack):
     """Data poisoning: poison_batch() maps every label y of the Byzantine workers' batches to
-    C - 1 - y (C classes), the engine computes their gradients on those batches like any other
+    C - 1 - y (C classes), the training loop computes their gradients on those batches like any other
     worker's, and the attack sends them unchanged (ctx.own). Under worker momentum ctx.own holds
     their momenta, so the poisoned gradients accumulate like honest ones.
     """

@@ -6,11 +6,8 @@ from byzrun.attacks.base import Attack, AttackContext
 
 
 class NoAttack(Attack):
+    name = "none"
     needs_byzantine = False
-
-    @property
-    def name(self) -> str:
-        return "none"
 
     def __call__(self, ctx: AttackContext) -> Tensor:
         return ctx.own

@@ -1,42 +1,24 @@
-"""Aggregation rules. Each rule is one class here and one YAML in conf/defense/.
+"""Aggregation rules: one module per rule, one YAML per rule (or preset) in conf/defense/.
 
-Pre-aggregation steps (NNM, bucketing) compose in front of any rule through `defense.pre`.
+Each rule is a Defense subclass that declares its `name` and its `bound` (see base.py); RULES finds
+it by scanning this package, so adding a rule touches only its module and its YAML. A YAML's
+`_target_: byzrun.defenses.<ClassName>` resolves through __getattr__ below.
+Helpers shared by several rules: distances.py (pairwise distances), order.py (coordinate-wise
+order statistics).
 """
 
-from byzrun.defenses.base import Defense, PreAggregator
-from byzrun.defenses.bucketing import Bucketing
-from byzrun.defenses.bulyan import Bulyan
-from byzrun.defenses.centered_clipping import CenteredClipping
-from byzrun.defenses.geometric_median import GeometricMedian
-from byzrun.defenses.krum import Krum
-from byzrun.defenses.meamed import MeaMed
-from byzrun.defenses.mean import Mean
-from byzrun.defenses.median import Median
-from byzrun.defenses.multi_krum import MultiKrum
-from byzrun.defenses.nnm import NearestNeighborMixing
-from byzrun.defenses.phocas import Phocas
-from byzrun.defenses.trimmed_mean import TrimmedMean
+from byzrun.defenses.base import BULYAN, KRUM, MAJORITY, TENTH, UNBOUNDED, Bound, Defense
+from byzrun.registry import Registry
 
-__all__ = [
-    "Bucketing",
-    "Bulyan",
-    "CenteredClipping",
-    "Defense",
-    "GeometricMedian",
-    "Krum",
-    "MeaMed",
-    "Mean",
-    "Median",
-    "MultiKrum",
-    "NearestNeighborMixing",
-    "Phocas",
-    "PreAggregator",
-    "TrimmedMean",
-]
+__all__ = ["BULYAN", "KRUM", "MAJORITY", "RULES", "TENTH", "UNBOUNDED", "Bound", "Defense"]
+
+#: rule name (conf/defense/<name>.yaml for the plain rule) -> class
+RULES = Registry(__name__, Defense)
 
 
-def build(cfg) -> Defense:
-    """Instantiate the defense described by the `defense` config group (with its `pre` steps)."""
-    from byzrun.config import instantiate_group
-
-    return instantiate_group(cfg, "defense")
+def __getattr__(attr: str) -> type:
+    """byzrun.defenses.Krum and the like: every rule class of the package by its class name."""
+    cls = None if attr.startswith("_") else RULES.by_class_name(attr)
+    if cls is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+    return cls

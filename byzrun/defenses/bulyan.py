@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from byzrun.defenses.base import Defense
+from byzrun.defenses.base import BULYAN, Defense
 from byzrun.defenses.distances import pairwise_sq_distances
 from byzrun.defenses.krum import check_options, krum_scores, lowest, neighbour_count
 from byzrun.defenses.order import column_map, median_sorted, nearest_mean_sorted
@@ -68,7 +68,8 @@ class Bulyan(Defense):
     Outside the bound theta and beta are kept >= 1.
     """
 
-    registry_name = "bulyan"
+    name = "bulyan"
+    bound = BULYAN
 
     def __init__(
         self,
@@ -77,9 +78,7 @@ class Bulyan(Defense):
         neighbours: str = "paper",
         beta: str = "paper",
         even: str = "average",
-        **kwargs,
     ):
-        super().__init__(**kwargs)
         check_options(distances, neighbours)
         check_even(even)
         if inner not in INNER:
@@ -91,12 +90,6 @@ class Bulyan(Defense):
         self.neighbours = neighbours
         self.beta = beta
         self.even = even
-
-    def max_f(self, n: int) -> int:
-        return (n - 3) // 4
-
-    def bound_text(self) -> str:
-        return "n >= 4f+3"
 
     def sizes(self, n: int, f: int) -> tuple[int, int]:
         """(theta, beta): the selection set's size and how many values per coordinate are averaged."""
@@ -113,7 +106,7 @@ class Bulyan(Defense):
             chosen = iterated_krum(D, f, θ, self.distances, self.neighbours)
         return chosen.to(G.device)
 
-    def aggregate(self, G: Tensor, f: int) -> Tensor:
+    def __call__(self, G: Tensor, f: int) -> Tensor:
         _, β = self.sizes(len(G), f)
         chosen = self.select(G, f)
         return column_map(G, lambda S: nearest_mean_sorted(S, median_sorted(S, self.even), β), rows=chosen)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from byzrun.defenses.base import Defense
+from byzrun.defenses.base import TENTH, Defense
 from byzrun.defenses.distances import finite_rows
 from byzrun.defenses.order import median
 from byzrun.errors import ConfigError
@@ -33,10 +33,10 @@ class CenteredClipping(Defense):
     had sent v_l.
     """
 
-    registry_name = "centered_clipping"
+    name = "centered_clipping"
+    bound = TENTH
 
-    def __init__(self, tau: float = 10.0, iterations: int = 1, center: str = "median", **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, tau: float = 10.0, iterations: int = 1, center: str = "median"):
         if center not in CENTERS:
             raise ConfigError(f"defense.center must be one of {CENTERS}, got {center!r}")
         if tau <= 0 or int(iterations) < 1:
@@ -45,13 +45,7 @@ class CenteredClipping(Defense):
         self.iterations = int(iterations)
         self.center = center
 
-    def max_f(self, n: int) -> int:
-        return n // 10
-
-    def bound_text(self) -> str:
-        return "f/n <= 0.1"
-
-    def aggregate(self, G: Tensor, f: int) -> Tensor:
+    def __call__(self, G: Tensor, f: int) -> Tensor:
         n = G.shape[0]
         ok = finite_rows(G)
         clean = G if bool(ok.all()) else torch.where(ok[:, None], G, 0.0)

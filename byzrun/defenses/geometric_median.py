@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from byzrun.defenses.base import Defense
+from byzrun.defenses.base import MAJORITY, Defense
 from byzrun.defenses.distances import centered_gram
 from byzrun.errors import ConfigError
 
@@ -53,23 +53,17 @@ class GeometricMedian(Defense):
       nu: smoothing; distances below nu count as nu (avoids dividing by zero at an input vector)
     """
 
-    registry_name = "geometric_median"
+    name = "geometric_median"
+    bound = MAJORITY
 
-    def __init__(self, iterations: int = 100, tol: float = 1e-6, nu: float = 1e-6, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, iterations: int = 100, tol: float = 1e-6, nu: float = 1e-6):
         if int(iterations) < 1 or tol < 0 or nu <= 0:
             raise ConfigError("defense.iterations must be >= 1, defense.tol >= 0 and defense.nu > 0")
         self.iterations = int(iterations)
         self.tol = float(tol)
         self.nu = float(nu)
 
-    def max_f(self, n: int) -> int:
-        return (n + 1) // 2 - 1
-
-    def bound_text(self) -> str:
-        return "f < n/2"
-
-    def aggregate(self, G: Tensor, f: int) -> Tensor:
+    def __call__(self, G: Tensor, f: int) -> Tensor:
         a = weiszfeld_weights(centered_gram(G), self.iterations, self.tol, self.nu)
         used = (a > 0).to(G.device)
         if not bool(used.all()):

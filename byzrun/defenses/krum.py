@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from byzrun.defenses.base import Defense
+from byzrun.defenses.base import KRUM, Defense
 from byzrun.defenses.distances import pairwise_sq_distances
 from byzrun.errors import ConfigError
 
@@ -63,19 +63,13 @@ class Krum(Defense):
     Outside the bound (allow_out_of_bound) the neighbour count is kept within [1, n-1].
     """
 
-    registry_name = "krum"
+    name = "krum"
+    bound = KRUM
 
-    def __init__(self, distances: str = "squared", neighbours: str = "paper", **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, distances: str = "squared", neighbours: str = "paper"):
         check_options(distances, neighbours)
         self.distances = distances
         self.neighbours = neighbours
-
-    def max_f(self, n: int) -> int:
-        return (n - 3) // 2
-
-    def bound_text(self) -> str:
-        return "n >= 2f+3"
 
     def scores(self, G: Tensor, f: int) -> Tensor:
         return krum_scores(pairwise_sq_distances(G), f, self.distances, self.neighbours)
@@ -83,5 +77,5 @@ class Krum(Defense):
     def select(self, G: Tensor, f: int) -> Tensor:
         return lowest(self.scores(G, f), 1).to(G.device)
 
-    def aggregate(self, G: Tensor, f: int) -> Tensor:
+    def __call__(self, G: Tensor, f: int) -> Tensor:
         return G[self.select(G, f)[0]].clone()

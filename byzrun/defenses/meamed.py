@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from byzrun.defenses.base import Defense
+from byzrun.defenses.base import MAJORITY, Defense
 from byzrun.defenses.order import column_map, median_sorted, nearest_mean_sorted
 from byzrun.defenses.trimmed_mean import check_even
 
@@ -20,19 +20,13 @@ class MeaMed(Defense):
     Ties in the distance to the median go to the smaller value.
     """
 
-    registry_name = "meamed"
+    name = "meamed"
+    bound = MAJORITY
 
-    def __init__(self, even: str = "average", **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, even: str = "average"):
         check_even(even)
         self.even = even
 
-    def max_f(self, n: int) -> int:
-        return (n + 1) // 2 - 1
-
-    def bound_text(self) -> str:
-        return "f <= ceil(n/2)-1"
-
-    def aggregate(self, G: Tensor, f: int) -> Tensor:
+    def __call__(self, G: Tensor, f: int) -> Tensor:
         k = max(1, G.shape[0] - f)
         return column_map(G, lambda S: nearest_mean_sorted(S, median_sorted(S, self.even), k))

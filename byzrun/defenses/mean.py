@@ -2,14 +2,15 @@
 
 from torch import Tensor
 
-from byzrun.defenses.base import Defense
+from byzrun.defenses.base import UNBOUNDED, Defense
 
 
 class Mean(Defense):
     """Coordinate-wise average of all n vectors. Not robust: NaN/Inf rows propagate."""
 
     robust = False
-    registry_name = "mean"
+    name = "mean"
+    bound = UNBOUNDED
 
-    def aggregate(self, G: Tensor, f: int) -> Tensor:
+    def __call__(self, G: Tensor, f: int) -> Tensor:
         return G.mean(dim=0)

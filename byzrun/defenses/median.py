@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from byzrun.defenses.base import Defense
+from byzrun.defenses.base import MAJORITY, Defense
 from byzrun.defenses.order import median
 from byzrun.defenses.trimmed_mean import check_even
 
@@ -21,18 +21,12 @@ class Median(Defense):
     honest values.
     """
 
-    registry_name = "median"
+    name = "median"
+    bound = MAJORITY
 
-    def __init__(self, even: str = "average", **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, even: str = "average"):
         check_even(even)
         self.even = even
 
-    def max_f(self, n: int) -> int:
-        return (n + 1) // 2 - 1
-
-    def bound_text(self) -> str:
-        return "f <= ceil(n/2)-1"
-
-    def aggregate(self, G: Tensor, f: int) -> Tensor:
+    def __call__(self, G: Tensor, f: int) -> Tensor:
         return median(G, self.even)

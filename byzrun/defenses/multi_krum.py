@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from byzrun.defenses.base import Defense
+from byzrun.defenses.base import KRUM, Defense
 from byzrun.defenses.distances import pairwise_sq_distances
 from byzrun.defenses.krum import check_options, krum_scores, lowest
 from byzrun.errors import ConfigError
@@ -24,12 +24,10 @@ class MultiKrum(Defense):
     k is kept within [1, n].
     """
 
-    registry_name = "multi_krum"
+    name = "multi_krum"
+    bound = KRUM
 
-    def __init__(
-        self, k: int | str | None = None, distances: str = "squared", neighbours: str = "paper", **kwargs
-    ):
-        super().__init__(**kwargs)
+    def __init__(self, k: int | str | None = None, distances: str = "squared", neighbours: str = "paper"):
         check_options(distances, neighbours)
         if k is not None and not isinstance(k, int) and k not in K_NAMED:
             raise ConfigError(f"defense.k must be null, an int or one of {list(K_NAMED)}, got {k!r}")
@@ -43,15 +41,9 @@ class MultiKrum(Defense):
             k = n - f - K_NAMED.get(k or "n-f")
         return max(1, min(int(k), n))
 
-    def max_f(self, n: int) -> int:
-        return (n - 3) // 2
-
-    def bound_text(self) -> str:
-        return "n >= 2f+3"
-
     def select(self, G: Tensor, f: int) -> Tensor:
         scores = krum_scores(pairwise_sq_distances(G), f, self.distances, self.neighbours)
         return lowest(scores, self.count(len(G), f)).to(G.device)
 
-    def aggregate(self, G: Tensor, f: int) -> Tensor:
+    def __call__(self, G: Tensor, f: int) -> Tensor:
         return G[self.select(G, f)].mean(0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from byzrun.defenses.base import Defense
+from byzrun.defenses.base import MAJORITY, Defense
 from byzrun.defenses.order import column_map, nearest_mean_sorted, trimmed_sorted
 
 
@@ -18,14 +18,9 @@ class Phocas(Defense):
     Ties in the distance go to the smaller value.
     """
 
-    registry_name = "phocas"
+    name = "phocas"
+    bound = MAJORITY
 
-    def max_f(self, n: int) -> int:
-        return (n + 1) // 2 - 1
-
-    def bound_text(self) -> str:
-        return "f <= ceil(n/2)-1, and n-2f >= 1"
-
-    def aggregate(self, G: Tensor, f: int) -> Tensor:
+    def __call__(self, G: Tensor, f: int) -> Tensor:
         k = max(1, G.shape[0] - f)
         return column_map(G, lambda S: nearest_mean_sorted(S, trimmed_sorted(S, f), k))

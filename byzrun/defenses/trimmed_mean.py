@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from byzrun.defenses.base import Defense
+from byzrun.defenses.base import MAJORITY, Defense
 from byzrun.defenses.order import column_map, median_sorted, nearest_mean_sorted, trimmed_sorted
 from byzrun.errors import ConfigError
 
@@ -37,23 +37,15 @@ class TrimmedMean(Defense):
     value per coordinate is kept.
     """
 
-    registry_name = "trimmed_mean"
+    name = "trimmed_mean"
+    bound = MAJORITY
 
-    def __init__(self, variant: str = "nearest_n-2f", even: str = "average", **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, variant: str = "nearest_n-2f", even: str = "average"):
         if variant not in VARIANTS:
             raise ConfigError(f"defense.variant must be one of {VARIANTS}, got {variant!r}")
         check_even(even)
         self.variant = variant
         self.even = even
-
-    def max_f(self, n: int) -> int:
-        return (n + 1) // 2 - 1  # ceil(n/2)-1; it also gives n-2f >= 1
-
-    def bound_text(self) -> str:
-        if self.variant in ("nearest_n-2f", "trim_extremes"):
-            return "f <= ceil(n/2)-1, and n-2f >= 1"
-        return "f <= ceil(n/2)-1"
 
     def kept(self, n: int, f: int) -> int:
         """|U_j|, at least 1."""
@@ -65,7 +57,7 @@ class TrimmedMean(Defense):
         }
         return max(1, k[self.variant])
 
-    def aggregate(self, G: Tensor, f: int) -> Tensor:
+    def __call__(self, G: Tensor, f: int) -> Tensor:
         n = G.shape[0]
         if self.variant == "trim_extremes":
             return column_map(G, lambda S: trimmed_sorted(S, f))

@@ -14,11 +14,13 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
 
-class Engine:
-    def __init__(self, model: nn.Module, device: torch.device, worker_chunk: int | None = None):
-        self.model = model.to(device)
+class FlatModel:
+    """An nn.Module whose parameters are views into one flat vector `theta` [d]."""
+
+    def __init__(self, module: nn.Module, device: torch.device, worker_chunk: int | None = None):
+        self.module = module.to(device)
         self.device = device
-        params = list(model.named_parameters())
+        params = list(module.named_parameters())
         self.names = [name for name, _ in params]
         self.shapes = [p.shape for _, p in params]
         self.numels = [p.numel() for _, p in params]
@@ -26,8 +28,7 @@ class Engine:
             self.theta = torch.cat([p.detach().reshape(-1) for _, p in params]).contiguous()
         for (_, p), view in zip(params, self.unflatten(self.theta).values()):
             p.data = view  # the module now reads its weights straight from theta
-        self.buffers = dict(model.named_buffers())
-        self.lr = 0.0  # the current server learning rate, set by the training loop
+        self.buffers = dict(module.named_buffers())
         # Differentiate w.r.t. the parameter dict, not the flat vector: the backward of a split
         # of theta would concatenate [k, d] per worker, which costs more than copying into G.
         self._grads = vmap(
@@ -45,18 +46,18 @@ class Engine:
         return {n: t.view(s) for n, t, s in zip(self.names, theta.split(self.numels), self.shapes)}
 
     def forward(self, theta: Tensor, x: Tensor) -> Tensor:
-        return functional_call(self.model, {**self.unflatten(theta), **self.buffers}, (x,))
+        return functional_call(self.module, {**self.unflatten(theta), **self.buffers}, (x,))
 
     def loss(self, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
         """Mean cross entropy of the model at `theta` on one batch (differentiable in theta)."""
         return F.cross_entropy(self.forward(theta, x), y)
 
     def _dict_loss(self, params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
-        return F.cross_entropy(functional_call(self.model, {**params, **self.buffers}, (x,)), y)
+        return F.cross_entropy(functional_call(self.module, {**params, **self.buffers}, (x,)), y)
 
     def worker_grads(self, x: Tensor, y: Tensor, theta: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Gradients [k, d] and losses [k] of k workers' batches x [k, b, ...], y [k, b]."""
-        self.model.train()
+        self.module.train()
         grads, losses = self._grads(self.unflatten(self.theta if theta is None else theta), x, y)
         G = torch.empty(len(x), self.d, device=self.theta.device, dtype=self.theta.dtype)
         for name, block in zip(self.names, G.split(self.numels, dim=1)):
@@ -66,8 +67,8 @@ class Engine:
     @torch.no_grad()
     def predict(self, x: Tensor, batch_size: int = 1000) -> Tensor:
         """Logits of the current model (evaluation mode) on x, in batches."""
-        self.model.eval()
-        return torch.cat([self.model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+        self.module.eval()
+        return torch.cat([self.module(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
     @torch.no_grad()
     def evaluate(self, x: Tensor, y: Tensor, batch_size: int = 1000) -> tuple[float, float]:

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from byzrun.engine import Engine
+from byzrun.flat_model import FlatModel
 from byzrun.models import WorkerBatchNorm2d, build_model, calibrate_batchnorm
 from byzrun.train import prepare, train
 
@@ -33,12 +33,12 @@ def per_worker_reference(model, x, y):
 def test_batched_gradients_equal_per_worker_autograd(name, shape, options):
     torch.manual_seed(0)
     model = build_model(name, shape, 10, **options)
-    engine = Engine(model, CPU)
+    flat = FlatModel(model, CPU)
     x, y = torch.randn(5, 6, *shape), torch.randint(10, (5, 6))
-    G, losses = engine.worker_grads(x, y)
+    G, losses = flat.worker_grads(x, y)
     model.train()
     ref = per_worker_reference(model, x, y)
-    assert G.shape == (5, engine.d) and G.is_contiguous()
+    assert G.shape == (5, flat.d) and G.is_contiguous()
     torch.testing.assert_close(G, ref, rtol=1e-4, atol=1e-6)
     ref_losses = torch.stack([F.cross_entropy(model(x[i]), y[i]) for i in range(5)])
     torch.testing.assert_close(losses, ref_losses.detach())
@@ -47,31 +47,31 @@ def test_batched_gradients_equal_per_worker_autograd(name, shape, options):
 def test_mean_of_worker_gradients_is_the_concatenated_batch_gradient():
     torch.manual_seed(1)
     model = build_model("mlp", (1, 28, 28), 10)
-    engine = Engine(model, CPU)
+    flat = FlatModel(model, CPU)
     x, y = torch.randn(51, 8, 1, 28, 28), torch.randint(10, (51, 8))
-    G, _ = engine.worker_grads(x, y)
-    flat = torch.func.grad(engine.loss)(engine.theta, x.flatten(0, 1), y.flatten())
+    G, _ = flat.worker_grads(x, y)
+    flat = torch.func.grad(flat.loss)(flat.theta, x.flatten(0, 1), y.flatten())
     torch.testing.assert_close(G.mean(0), flat, rtol=1e-5, atol=1e-7)
 
 
 def test_parameters_are_views_of_theta():
     model = build_model("mlp", (1, 8, 8), 10)
-    engine = Engine(model, CPU)
-    assert engine.d == sum(p.numel() for p in model.parameters()) == 64 * 100 + 100 + 100 * 10 + 10
-    engine.theta.zero_()
+    flat = FlatModel(model, CPU)
+    assert flat.d == sum(p.numel() for p in model.parameters()) == 64 * 100 + 100 + 100 * 10 + 10
+    flat.theta.zero_()
     assert all(bool((p == 0).all()) for p in model.parameters())
 
 
 def test_batchnorm_uses_each_workers_own_statistics_and_leaves_buffers_alone():
     torch.manual_seed(2)
     model = build_model("wrn", (3, 32, 32), 10, depth=10, widen=1)
-    engine = Engine(model, CPU)
+    flat = FlatModel(model, CPU)
     bn = next(mod for mod in model.modules() if isinstance(mod, WorkerBatchNorm2d))
     before = bn.running_mean.clone()
     # two workers whose inputs differ in scale: shared statistics would mix them
     x = torch.stack([torch.randn(4, 3, 32, 32), 3.0 * torch.randn(4, 3, 32, 32) + 1.0])
     y = torch.randint(10, (2, 4))
-    _, losses = engine.worker_grads(x, y)
+    _, losses = flat.worker_grads(x, y)
     model.train()
     with torch.no_grad():
         own = torch.stack([F.cross_entropy(model(x[i]), y[i]) for i in range(2)])
@@ -99,7 +99,7 @@ def test_three_rounds_with_m0_and_mean_equal_plain_sgd_on_the_concatenated_batch
     """The whole loop (sampling, batched pass, mean, server momentum) against torch.optim.SGD."""
     cfg = digits_cfg("rounds=3", "eval_every=3", "lr=0.05", "momentum.beta=0.9", "weight_decay=0.01")
     setup = prepare(cfg)
-    init = setup.engine.theta.clone()
+    init = setup.model.theta.clone()
     fixed = [torch.randint(len(setup.data.train_y), (cfg.n, cfg.batch_size)) for _ in range(3)]
     draws = iter(fixed)
     setup.sampler.next = lambda: next(draws)
@@ -114,7 +114,7 @@ def test_three_rounds_with_m0_and_mean_equal_plain_sgd_on_the_concatenated_batch
         x, y = setup.data.train_x[idx.flatten()], setup.data.train_y[idx.flatten()]
         F.cross_entropy(ref(x), y).backward()
         opt.step()
-    torch.testing.assert_close(setup.engine.theta, torch.nn.utils.parameters_to_vector(ref.parameters()))
+    torch.testing.assert_close(setup.model.theta, torch.nn.utils.parameters_to_vector(ref.parameters()))
 
 
 def test_cifar_cnn_first_convolution_is_xavier_uniform_as_the_alie_code():

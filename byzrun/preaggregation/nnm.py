@@ -13,8 +13,9 @@ import math
 import torch
 from torch import Tensor
 
-from byzrun.defenses.base import PreAggregator
+from byzrun.defenses.base import MAJORITY
 from byzrun.defenses.distances import finite_rows, pairwise_sq_distances
+from byzrun.preaggregation.base import PreAggregator
 
 
 class NearestNeighborMixing(PreAggregator):
@@ -25,12 +26,7 @@ class NearestNeighborMixing(PreAggregator):
     """
 
     name = "nnm"
-
-    def max_f(self, n: int) -> int:
-        return (n + 1) // 2 - 1
-
-    def bound_text(self) -> str:
-        return "f < n/2"
+    bound = MAJORITY
 
     def apply(self, G: Tensor, f: int) -> tuple[Tensor, Tensor]:
         n = G.shape[0]

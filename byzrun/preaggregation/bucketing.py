@@ -14,8 +14,9 @@ import hashlib
 import torch
 from torch import Tensor
 
-from byzrun.defenses.base import PreAggregator
+from byzrun.defenses.base import UNBOUNDED
 from byzrun.errors import ConfigError
+from byzrun.preaggregation.base import PreAggregator
 
 
 def _fingerprint(G: Tensor, seed: int) -> int:
@@ -37,6 +38,7 @@ class Bucketing(PreAggregator):
     """
 
     name = "bucketing"
+    bound = UNBOUNDED  # each Byzantine vector spoils at most one bucket: f stays f
 
     def __init__(self, s: int = 2, seed: int = 0):
         if int(s) < 1:
