@@ -1,12 +1,25 @@
-"""Shared helpers: compose byzrun's Hydra config as the CLI would, with small fast defaults."""
+"""Shared helpers: compose byzrun's Hydra config as the CLI would, with small fast defaults; run the
+`byzrun` command in this process; one tiny dataset for every run.
+
+The suite runs torch on one thread (here and in the few subprocesses, through OMP_NUM_THREADS): its
+tensors are tiny, and on a busy machine idle worker threads spinning on them cost more CPU time than
+the work itself (the whole suite took about twice the CPU time on two threads).
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
-import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+os.environ["OMP_NUM_THREADS"] = "1"  # before torch is imported, and inherited by subprocesses
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+torch.set_num_threads(1)
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -18,12 +31,52 @@ def make_cfg(*overrides: str, results_dir: Path | None = None) -> DictConfig:
         return compose(config_name="config", overrides=["progress=false", *extra, *overrides])
 
 
+#: a quick digits run: 11 workers, small batches, few rounds
+DIGITS = ["dataset=digits", "n=11", "batch_size=16", "rounds=20", "eval_every=10", "device=cpu"]
+
+
 @pytest.fixture
 def digits_cfg(tmp_path):
-    """A quick digits run: 11 workers, small batches, few rounds."""
+    """make_cfg for a quick digits run (DIGITS) writing under tmp_path; more overrides follow DIGITS."""
 
     def build(*overrides: str) -> DictConfig:
-        base = ["dataset=digits", "n=11", "batch_size=16", "rounds=20", "eval_every=10", "device=cpu"]
-        return make_cfg(*base, *overrides, results_dir=tmp_path / "results")
+        return make_cfg(*DIGITS, *overrides, results_dir=tmp_path / "results")
 
     return build
+
+
+@pytest.fixture(scope="session")
+def digits_data() -> dict:
+    """The one tiny dataset of the runs: scikit-learn's 8x8 digits, loaded once for the whole session
+    (per normalisation setting) and shared by every run on the CPU, which only read it."""
+    return {}
+
+
+@pytest.fixture(autouse=True)
+def _share_digits(monkeypatch, digits_data):
+    import byzrun.train
+
+    real = byzrun.train.load_data
+
+    def load_data(cfg, device):
+        if cfg.name != "digits" or torch.device(device).type != "cpu":
+            return real(cfg, device)
+        key = (tuple(cfg.mean), tuple(cfg.std), cfg.num_classes, cfg.augment)
+        if key not in digits_data:
+            digits_data[key] = real(cfg, device)
+        return digits_data[key]
+
+    monkeypatch.setattr(byzrun.train, "load_data", load_data)
+
+
+def run_cli(monkeypatch, *args: str) -> int:
+    """`byzrun <args>` in this process (the real Hydra entry point, without starting Python and torch
+    again); returns its exit status. Read its output with capsys."""
+    from byzrun import cli
+
+    monkeypatch.setattr(sys, "argv", ["byzrun", *args])
+    try:
+        cli.main()
+    except SystemExit as exit:
+        return exit.code if isinstance(exit.code, int) else 1
+    return 0

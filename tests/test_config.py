@@ -1,7 +1,5 @@
 """Bad input gets one clear line before training; every config composes."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -9,7 +7,7 @@ import pytest
 from byzrun.config import config_hash, validate
 from byzrun.errors import ConfigError
 from byzrun.train import prepare
-from tests.conftest import CONF_DIR, make_cfg
+from tests.conftest import CONF_DIR, make_cfg, run_cli
 
 
 def group_options(group: str) -> list[str]:
@@ -64,11 +62,6 @@ def test_config_hash_ignores_where_and_how_but_not_what():
     assert config_hash(base) != config_hash(make_cfg("dataset=digits", "momentum.beta=0.5"))
 
 
-def byzrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "byzrun.cli", *args]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
-
-
 @pytest.mark.parametrize(
     "args,message",
     [
@@ -79,16 +72,15 @@ def byzrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         (["dataset.root=/nonexistent", "dataset.download=false"], "byzrun: error: mnist not found"),
     ],
 )
-def test_cli_reports_bad_input_in_one_line(tmp_path, args, message):
-    result = byzrun(*args, "progress=false", f"results_dir={tmp_path}", cwd=tmp_path)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+def test_cli_reports_bad_input_in_one_line(tmp_path, monkeypatch, capsys, args, message):
+    assert run_cli(monkeypatch, *args, "progress=false", f"results_dir={tmp_path}") == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), lines
     assert not (tmp_path / "runs").exists()  # nothing started
 
 
-def test_cli_rejects_unknown_group_options_and_keys(tmp_path):
-    result = byzrun("defense=nonsense", cwd=tmp_path)
-    assert result.returncode == 1 and "Could not find 'defense/nonsense'" in result.stderr
-    result = byzrun("learning_rate=3", cwd=tmp_path)
-    assert result.returncode == 1 and "Key 'learning_rate' is not in struct" in result.stderr
+def test_cli_rejects_unknown_group_options_and_keys(monkeypatch, capsys):
+    assert run_cli(monkeypatch, "defense=nonsense") == 1
+    assert "Could not find 'defense/nonsense'" in capsys.readouterr().err
+    assert run_cli(monkeypatch, "learning_rate=3") == 1
+    assert "Key 'learning_rate' is not in struct" in capsys.readouterr().err

@@ -10,8 +10,8 @@ import importlib.util
 import json
 import math
 import re
+import runpy
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -455,16 +455,16 @@ def test_paper_numbers_option(tmp_path: Path, capsys):
 # ---------------------------------------------------------------- the script
 
 
-def run_script(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "make_tables.py"), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+def run_script(monkeypatch, *args: str) -> int:
+    """scripts/make_tables.py as `python scripts/make_tables.py <args>` runs it, in this process: its
+    exit status."""
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "scripts" / "make_tables.py"), *args])
+    with pytest.raises(SystemExit) as exit:
+        runpy.run_path(str(ROOT / "scripts" / "make_tables.py"), run_name="__main__")
+    return exit.value.code
 
 
-def test_exit_codes(tmp_path: Path, capsys):
+def test_exit_codes(tmp_path: Path, capsys, monkeypatch):
     assert report.main(["--results-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out.strip().splitlines() == [
         f"byzrun tables: no runs found (no summary.csv under {tmp_path}/runs/); produce some with "
@@ -476,8 +476,8 @@ def test_exit_codes(tmp_path: Path, capsys):
     write_run(tmp_path, config={"name": None})
     assert report.main(["--results-dir", str(tmp_path)]) == 0
     assert "no run was launched for a table" in capsys.readouterr().out
-    gone = run_script("--results-dir", str(tmp_path / "nowhere"))
-    assert gone.returncode == 1 and "does not exist" in gone.stderr
+    assert run_script(monkeypatch, "--results-dir", str(tmp_path / "nowhere")) == 1
+    assert "does not exist" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- the authors' code's runs

@@ -1,19 +1,31 @@
-"""Presets, launchers and sweeps: every preset composes, a real parallel sweep runs, resumes and reports."""
+"""Presets, launchers and sweeps: every preset and sweep point resolves to the config it had when it
+was recorded, a real parallel sweep runs, resumes and reports."""
 
+import copy
+import functools
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
 
-from byzrun import attacks, defenses
+from byzrun import report
 from byzrun.build import build_attack, build_defense
-from tests.conftest import CONF_DIR, make_cfg
+from byzrun.config import config_hash
+from tests.conftest import CONF_DIR, make_cfg, run_cli
 
 PRESETS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+#: presets that only hold what their dataset columns share (a column is one small file on top)
+BASES = {"table1", "table2", "momentum_grid"}
 ROOT = Path(__file__).resolve().parent.parent
+RECORDED = json.loads((Path(__file__).parent / "preset_hashes.json").read_text())
+#: config groups: an override of one of these changes the defaults list, so Hydra must compose it
+GROUPS = ("experiment", "cell", "dataset", "model", "defense", "attack")
 
 
 def test_the_paper_presets_exist():
@@ -24,10 +36,15 @@ def test_the_paper_presets_exist():
         assert f"momentum_grid_{dataset}" in PRESETS
 
 
-def sweep_params(preset: str):
+@functools.cache
+def composed(*overrides: str, hydra: bool = False) -> DictConfig:
+    """make_cfg, composed once per set of overrides for this module (the tests here only read it)."""
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"experiment={preset}"], return_hydra_config=True)
-    return cfg.hydra.sweeper.params
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
+
+
+def sweep_params(preset: str):
+    return composed(f"experiment={preset}", hydra=True).hydra.sweeper.params
 
 
 def sweep_points(preset: str) -> list[list[str]]:
@@ -39,16 +56,47 @@ def sweep_points(preset: str) -> list[list[str]]:
     return points
 
 
-@pytest.mark.parametrize(
-    "preset", [p for p in PRESETS if p.startswith("momentum")] + ["table1_mnist", "table2_cifar10"]
-)
-def test_every_preset_composes_and_every_sweep_point_builds(preset):
-    assert len(str(sweep_params(preset).seed).split(",")) >= 3  # several seeds by default
-    for point in sweep_points(preset):
-        cfg = make_cfg(f"experiment={preset}", *point)
+def point_cfg(*overrides: str) -> DictConfig:
+    """The config of `byzrun <overrides>`: the group choices composed by Hydra (once per combination),
+    then the plain values (m=24, momentum.placement=worker) set as Hydra sets them."""
+    groups = tuple(o for o in overrides if o.split("=")[0] in GROUPS)
+    cfg = copy.deepcopy(composed(*groups))
+    for override in overrides:
+        key, value = override.split("=", 1)
+        if key not in GROUPS:
+            OmegaConf.update(cfg, key, yaml.safe_load(value), merge=False)
+    return cfg
+
+
+def resolved(cfg: DictConfig) -> str:
+    """What names a run's folder: the config hash and the defense's and attack's labels."""
+    return f"{config_hash(cfg)} {build_defense(cfg.defense).name} {build_attack(cfg.attack).name}"
+
+
+def test_every_preset_was_recorded_or_is_a_base():
+    assert set(RECORDED["sweeps"]) <= set(PRESETS)
+    assert set(PRESETS) - set(RECORDED["sweeps"]) <= BASES
+    # the momentum grid's base is its MNIST column
+    assert (
+        resolved(point_cfg("experiment=momentum_grid"))
+        == RECORDED["points"]["experiment=momentum_grid_mnist"]
+    )
+
+
+@pytest.mark.parametrize("preset", sorted(RECORDED["sweeps"]))
+def test_every_preset_and_sweep_point_resolves_as_recorded(preset):
+    """Every sweep point (seed 0) has the config hash and run folder it had when presets became data
+    (tests/preset_hashes.json): a finished run is found again, and resumed sweeps skip it."""
+    params = {key: str(value) for key, value in sweep_params(preset).items()}
+    assert params == RECORDED["sweeps"][preset]
+    assert len(params["seed"].split(",")) >= 3  # several seeds by default
+    points = [[f"experiment={preset}"]] + [[f"experiment={preset}", *p] for p in sweep_points(preset)]
+    for point in points:
+        cfg = point_cfg(*point)
         assert cfg.name in ("table1", "table2", "momentum")
-        assert isinstance(build_defense(cfg.defense).rule, defenses.Defense)
-        assert isinstance(build_attack(cfg.attack), attacks.Attack)
+        assert resolved(cfg) == RECORDED["points"][" ".join(point)], point
+    # setting the plain values on a composed config is what Hydra does with them
+    assert config_hash(point_cfg(*points[-1])) == config_hash(make_cfg(*points[-1], "progress=true"))
 
 
 # The cells each ALIE table preset runs: (row label, attack, defense) -- exactly these, nothing else
@@ -84,7 +132,7 @@ def test_a_table_preset_runs_exactly_its_cells_with_five_seeds(table, cells, dat
     assert all(len(p) == 1 and p[0].startswith(f"cell={table}/") for p in points)
     found = []
     for point in points:
-        cfg = make_cfg(f"experiment={preset}", *point)
+        cfg = point_cfg(f"experiment={preset}", *point)
         attack, defense = build_attack(cfg.attack), build_defense(cfg.defense)
         found.append((cfg.row, attack.name, defense.name))
         assert (cfg.name, cfg.dataset.name, cfg.n, cfg.m, cfg.rounds) == (table, dataset, 51, 12, 300)
@@ -99,15 +147,17 @@ def test_a_table_preset_runs_exactly_its_cells_with_five_seeds(table, cells, dat
 
 
 def test_the_alie_code_cells_use_the_codes_definitions():
-    krum = build_defense(make_cfg("experiment=table1_mnist", "cell=table1/krum_alie_code").defense).rule
+    krum = build_defense(point_cfg("experiment=table1_mnist", "cell=table1/krum_alie_code").defense).rule
     assert (krum.distances, krum.neighbours) == ("plain", "alie_code")
-    bulyan = build_defense(make_cfg("experiment=table1_mnist", "cell=table1/bulyan_alie_code").defense).rule
+    bulyan = build_defense(point_cfg("experiment=table1_mnist", "cell=table1/bulyan_alie_code").defense).rule
     assert (bulyan.distances, bulyan.neighbours, bulyan.beta) == ("plain", "alie_code", "alie_code")
-    tm = build_defense(make_cfg("experiment=table1_mnist", "cell=table1/trimmed_mean_alie_code").defense).rule
+    tm = build_defense(
+        point_cfg("experiment=table1_mnist", "cell=table1/trimmed_mean_alie_code").defense
+    ).rule
     assert tm.variant == "alie_code"
-    paper = build_defense(make_cfg("experiment=table1_mnist", "cell=table1/krum").defense).rule
+    paper = build_defense(point_cfg("experiment=table1_mnist", "cell=table1/krum").defense).rule
     assert (paper.distances, paper.neighbours) == ("squared", "paper")
-    code = make_cfg("experiment=table2_mnist", "cell=table2/no_defense_alie_code").attack
+    code = point_cfg("experiment=table2_mnist", "cell=table2/no_defense_alie_code").attack
     assert (code.convention, code.batch_size, code.samples, code.local_lr, code.trigger_value) == (
         "alie_code",
         200,
@@ -118,7 +168,7 @@ def test_the_alie_code_cells_use_the_codes_definitions():
 
 
 def test_table_presets_follow_the_alie_paper():
-    cfg = make_cfg("experiment=table1_mnist", "attack=alie")
+    cfg = point_cfg("experiment=table1_mnist", "attack=alie")
     assert (cfg.n, cfg.m, cfg.attack.factor, cfg.batch_size, cfg.lr, cfg.momentum.beta) == (
         51,
         12,
@@ -128,9 +178,9 @@ def test_table_presets_follow_the_alie_paper():
         0.9,
     )
     assert cfg.model.name == "mlp" and cfg.defense._target_.endswith("Mean")
-    assert make_cfg("experiment=table1_cifar100").model.name == "wrn"
-    assert make_cfg("experiment=table1_cifar10").model.name == "cnn"
-    backdoor = make_cfg("experiment=table2_mnist", "attack=alie_backdoor").attack
+    assert point_cfg("experiment=table1_cifar100").model.name == "wrn"
+    assert point_cfg("experiment=table1_cifar10").model.name == "cnn"
+    backdoor = point_cfg("experiment=table2_mnist", "attack=alie_backdoor").attack
     assert (backdoor.z, backdoor.alpha, backdoor.samples, backdoor.local_steps, backdoor.target) == (
         0.2,
         0.2,
@@ -138,24 +188,28 @@ def test_table_presets_follow_the_alie_paper():
         5,
         0,
     )
-    tm = build_defense(make_cfg("experiment=table1_mnist", "defense=trimmed_mean").defense).rule
+    tm = build_defense(point_cfg("experiment=table1_mnist", "defense=trimmed_mean").defense).rule
     assert tm.variant == "nearest_n-2f"  # Bulyan's variant unless the preset says otherwise
 
 
 def test_momentum_presets_follow_the_distributed_momentum_paper():
-    cfg = make_cfg("experiment=momentum_grid_cifar10")
+    cfg = point_cfg("experiment=momentum_grid_cifar10")
     assert (cfg.n, cfg.batch_size, cfg.momentum.beta, cfg.model.name) == (25, 50, 0.99, "momentum_cnn")
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        hydra_cfg = compose(
-            config_name="config", overrides=["experiment=momentum_grid_mnist"], return_hydra_config=True
-        )
-    params = hydra_cfg.hydra.sweeper.params
+    assert (cfg.dataset.name, cfg.model.hidden) == ("cifar10", 128)
+    cfg = point_cfg("experiment=momentum_grid_cifar100")
+    assert (cfg.dataset.name, cfg.n, cfg.model.name, cfg.model.hidden) == (
+        "cifar100",
+        25,
+        "momentum_cnn",
+        256,
+    )
+    params = sweep_params("momentum_grid_mnist")
     assert str(params.m) == "12,24" and str(params["momentum.placement"]) == "server,worker"
     assert str(params.seed) == "1,2,3,4,5"
     assert str(params.defense) == "dm_krum,median,trimmed_mean,phocas,meamed,bulyan"
     assert str(params.attack) == "little,empire"
     # the code's "krum": Multi-Krum over the n-f-2 best rows, plain distances to the n-f-1 nearest
-    dm_krum = build_defense(make_cfg("experiment=momentum_grid_mnist").defense).rule
+    dm_krum = build_defense(point_cfg("experiment=momentum_grid_mnist").defense).rule
     assert (type(dm_krum).__name__, dm_krum.count(51, 12), dm_krum.distances) == ("MultiKrum", 37, "plain")
     assert dm_krum.neighbours == "dm_code"
 
@@ -172,33 +226,28 @@ def test_the_slurm_launcher_config_composes():
     assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min) == ("gpu", 1, 720)
 
 
-def byzrun_sweep(results: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "byzrun.cli",
-        "-m",
-        "experiment=table1_mnist",
-        "dataset=digits",
-        "n=11",
-        "m=2",
-        "batch_size=16",
-        "rounds=20",
-        "eval_every=10",
-        "sampling=shards",
-        "seed=1,2",
-        "cell=table1/no_attack,table1/no_defense,table1/krum",
-        "hydra/launcher=local",
-        f"results_dir={results}",
-        "progress=false",
-        *extra,
-    ]
-    return subprocess.run(cmd, cwd=results.parent, capture_output=True, text=True, timeout=600)
+SWEEP = [
+    "-m",
+    "experiment=table1_mnist",
+    "dataset=digits",
+    "n=7",
+    "m=2",
+    "batch_size=16",
+    "rounds=4",
+    "eval_every=2",
+    "sampling=shards",
+    "seed=1,2",
+    "cell=table1/no_attack,table1/no_defense,table1/krum",
+    "progress=false",
+]
 
 
-def test_a_parallel_sweep_produces_a_table_and_resumes(tmp_path):
+def test_a_parallel_sweep_produces_a_table_and_resumes(tmp_path, monkeypatch, capsys):
+    """The one real end-to-end sweep: `byzrun -m` in a new process, its runs in parallel processes
+    (the joblib launcher); then the resume and the tables in this process."""
     results = tmp_path / "results"
-    done = byzrun_sweep(results)
+    cmd = [sys.executable, "-m", "byzrun.cli", *SWEEP, "hydra/launcher=local", f"results_dir={results}"]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     summaries = sorted(results.glob("runs/*/summary.csv"))
     assert len(summaries) == 6  # 3 cells x 2 seeds
@@ -211,26 +260,20 @@ def test_a_parallel_sweep_produces_a_table_and_resumes(tmp_path):
     lost = summaries[3]
     lost.unlink()
     stamps = {p: p.stat().st_mtime_ns for p in summaries if p != lost}
-    again = byzrun_sweep(results)
-    assert again.returncode == 0, again.stderr
-    assert again.stdout.count("already finished, skipping") == 5
+    assert run_cli(monkeypatch, *SWEEP, "hydra/launcher=basic", f"results_dir={results}") == 0
+    assert capsys.readouterr().out.count("already finished, skipping") == 5
     assert lost.exists()
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
 
-    report = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "make_tables.py"), "--results-dir", str(results)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert report.returncode == 0, report.stderr
+    assert report.main(["--results-dir", str(results)]) == 0
     table = (results / "table1_digits.md").read_text()
     assert "Krum" in table and "No Attack" in table
 
 
-def test_a_sweep_skips_points_outside_a_rules_bound_with_a_log_line(tmp_path):
+def test_a_sweep_skips_points_outside_a_rules_bound_with_a_log_line(tmp_path, monkeypatch, capsys):
     results = tmp_path / "results"
-    done = byzrun_sweep(results, "m=2,3", "cell=table1/bulyan", "seed=1", "hydra/launcher=basic")
-    assert done.returncode == 0, done.stderr
-    assert "skipped: defense bulyan tolerates at most f=2" in done.stdout + done.stderr
+    args = [*SWEEP, "m=1,2", "cell=table1/bulyan", "seed=1", "hydra/launcher=basic", f"results_dir={results}"]
+    assert run_cli(monkeypatch, *args) == 0
+    out = capsys.readouterr()
+    assert "skipped: defense bulyan tolerates at most f=1" in out.out + out.err
     assert len(list(results.glob("runs/*/summary.csv"))) == 1
