@@ -6,7 +6,7 @@ RESULTS ?= results
 # where `make data` puts datasets: $$BYZRUN_DATA if set (where byzrun reads them), else data/
 DATA ?= $(or $(BYZRUN_DATA),data)
 
-.PHONY: install test lint format bench tables clean data
+.PHONY: install test lint format bench tables clean data readme
 
 install:  ## create $(VENV) and install byzrun (editable) with the test tools
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ data:  ## download MNIST, CIFAR-10, CIFAR-100 into $(DATA) (skips those present;
 
 bench:  ## speed of the hot path (batched gradients, aggregation rules)
 	$(PY) -m byzrun.bench
+
+readme:  ## rewrite the README's defense and attack tables from conf/ and the classes (bounds, options)
+	$(PY) -m byzrun.catalog README.md
 
 tables:  ## the papers' tables and plots from the runs under $(RESULTS), e.g. `make tables RESULTS=results/paper`
 	$(PY) scripts/make_tables.py --results-dir $(RESULTS)

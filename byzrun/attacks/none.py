@@ -6,6 +6,8 @@ from byzrun.attacks.base import Attack, AttackContext
 
 
 class NoAttack(Attack):
+    """The Byzantine rows are what those workers would honestly send (ctx.own)."""
+
     name = "none"
     needs_byzantine = False
 
