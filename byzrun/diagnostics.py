@@ -4,7 +4,7 @@
 What the honest workers submit (Distributed Momentum paper, "Distributed Momentum for
 Byzantine-resilient Stochastic Gradient Descent", El Mhamdi, Guerraoui, Rouault, ICLR 2021, Sec. 3):
 - variance_norm_ratio = E_i ||s_i - s̄||² / ||s̄||² over the honest submissions s_i (gradients, or
-  momenta under worker momentum): the quantity whose decrease lets robust rules keep up;
+  velocities under worker momentum): the quantity whose decrease lets robust rules keep up;
 - honest_norm ||s̄||, aggregate_norm, and cosine, the cosine of the aggregate with s̄.
 
 What the attack achieves:

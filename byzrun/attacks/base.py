@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 class AttackContext:
     """What an attacker can see in one round."""
 
-    honest: Tensor  # [n-m, d] what the honest workers submit (momenta under worker momentum)
+    honest: Tensor  # [n-m, d] what the honest workers submit (their velocities under worker momentum)
     own: Tensor  # [m, d] what the corrupted workers would have submitted honestly
     n: int
     m: int

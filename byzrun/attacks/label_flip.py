@@ -11,7 +11,7 @@ class LabelFlip(Attack):
     """Data poisoning: poison_batch() maps every label y of the Byzantine workers' batches to
     C - 1 - y (C classes), the training loop computes their gradients on those batches like any other
     worker's, and the attack sends them unchanged (ctx.own). Under worker momentum ctx.own holds
-    their momenta, so the poisoned gradients accumulate like honest ones.
+    their velocities, so the poisoned gradients accumulate like honest ones.
     """
 
     name = "label_flip"
