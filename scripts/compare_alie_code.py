@@ -300,7 +300,7 @@ def compare_round(table: Table, t: int, c: dict, b: dict, perm: torch.Tensor, m:
     cmp("4. rule's output", c["aggregate"], b["aggregate"][perm])
     if b["picks"] is not None:
         compare_picks(table, c, b, perm, m, expected)
-    cmp("5. server velocity (-lr*velocity)", c["velocity"], b["velocity"][perm])
+    cmp("5. server velocity (the code's v; byzrun: -lr*velocity)", c["velocity"], b["velocity"][perm])
     cmp("5. parameters after the step", c["params"], b["params"][perm])
     cmp("5. test accuracy (%)", c["test_acc"], b["test_acc"], tol=0, atol=1e-3)  # 1 image: 0.01
     if backdoor:
