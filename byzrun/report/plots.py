@@ -102,14 +102,23 @@ def plot_section(section: Section, path: Path) -> bool:
 
 
 def plot_variance_norm(section: Section, path: Path) -> bool:
-    """Variance-norm ratio over rounds of a momentum section (mean over seeds, log scale); False when no
-    run logged the ratio."""
+    """Variance-norm ratio over rounds of a momentum section (mean over seeds, log scale): one small panel
+    per row (attack, defense, f, lr), server momentum solid and worker momentum dashed, rows of panels
+    per attack; False when no run logged the ratio."""
     attacks = sorted({row.fields["attack"] for row in section.rows})
-    fig, axes = plt.subplots(1, len(attacks), figsize=(6 * len(attacks), 4.5), squeeze=False)
+    by_attack = [[row for row in section.rows if row.fields["attack"] == a] for a in attacks]
+    ncols = max(len(rows) for rows in by_attack)
+    fig, axes = plt.subplots(
+        len(attacks),
+        ncols,
+        figsize=(2.6 * ncols, 2.4 * len(attacks)),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
     drawn = False
-    for ax, attack in zip(axes[0], attacks):
-        rows = [row for row in section.rows if row.fields["attack"] == attack]
-        for i, row in enumerate(rows):
+    for line, (attack, rows) in enumerate(zip(attacks, by_attack)):
+        for ax, row in zip(axes[line], rows):
             for placement, style in (("server", "-"), ("worker", "--")):
                 members = [r for r in row.runs if r.settings.get("momentum.placement") == placement]
                 curves = [c for c in (curve(r, "variance_norm_ratio") for r in members) if not c.empty]
@@ -118,16 +127,22 @@ def plot_variance_norm(section: Section, path: Path) -> bool:
                 if values.empty:
                     continue
                 mean = values.groupby("round")["variance_norm_ratio"].mean()
-                label = f"{row.label}, {placement} momentum"
-                ax.plot(mean.index, mean.values, style, color=f"C{i % 10}", label=label)
+                ax.plot(mean.index, mean.values, style, color="C0" if placement == "server" else "C1")
                 drawn = True
-        ax.set_yscale("log")
-        ax.set(xlabel="round", ylabel="variance-norm ratio", title=f"{section.stem}, {attack}")
-        ax.grid(alpha=0.3, which="both")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="small")
+            ax.set_yscale("log")
+            ax.set_title(f"{attack}: {row.label}", fontsize="small")
+            ax.grid(alpha=0.3, which="both")
+        for ax in axes[line][len(rows) :]:
+            ax.set_visible(False)
+        axes[line][0].set_ylabel("variance-norm ratio")
+    for ax in axes[-1]:
+        ax.set_xlabel("round")
     if not drawn:
         plt.close(fig)
         return False
+    handles = [plt.Line2D([], [], color="C0"), plt.Line2D([], [], color="C1", linestyle="--")]
+    fig.legend(handles, ["server momentum", "worker momentum"], loc="lower center", ncol=2)
+    fig.suptitle(f"{section.stem}: variance-norm ratio (mean over seeds)")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     save_png(fig, path)
     return True
