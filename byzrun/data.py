@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from byzrun.errors import ConfigError, DatasetError
+from byzrun.exact import fingerprint
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -34,6 +35,7 @@ class Data:
     mean: Tensor  # [C] normalisation used
     std: Tensor  # [C]
     augment: bool  # random crop (reflect pad 4) + horizontal flip on training batches
+    fingerprint: str = ""  # a hash of the raw arrays (byzrun.exact.fingerprint): which copy of the data
 
     @property
     def in_shape(self) -> tuple[int, ...]:
@@ -232,4 +234,5 @@ def load_data(cfg, device: torch.device) -> Data:
         mean=mean,
         std=std,
         augment=bool(cfg.get("augment", False)),
+        fingerprint=fingerprint(name, *arrays),
     )

@@ -247,6 +247,7 @@ def summarize(s: Setup, diverged_round: int | None, wall: float) -> dict:
         "name": cfg.name,
         "row": cfg.get("row"),
         "config_hash": config_hash(cfg),
+        "data_fingerprint": s.data.fingerprint,
     }
     row.update(s.attack.summary_fields())
     for column in ("backdoor_acc", "backdoor_acc_own"):
