@@ -11,7 +11,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from byzrun import __version__
 from byzrun.errors import BoundError, ByzrunError
+from byzrun.guard import translated
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("byzrun")
@@ -25,7 +27,7 @@ def in_sweep() -> bool:
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     from byzrun.train import run  # imported here so `byzrun --help` stays fast
 
     try:
@@ -39,7 +41,21 @@ def main(cfg: DictConfig) -> float | None:
     except ByzrunError as exc:
         print(f"byzrun: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except OSError as exc:  # a full disk, a folder that became read-only: the results cannot be written
+        message = f"cannot write the results ({exc}); free space or set results_dir"
+        print(f"byzrun: error: {message}", file=sys.stderr)
+        sys.exit(1)
     return None if summary is None else summary["max_test_acc"]
+
+
+def main() -> None:
+    """The `byzrun` command: Hydra's app, with every error about the command line in one line."""
+    args = sys.argv[1:]
+    if "--version" in args:
+        print(f"byzrun {__version__}")
+        return
+    with translated(args):
+        hydra_main()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -27,8 +29,41 @@ def _int(cfg: DictConfig, key: str, low: int) -> int:
     return value
 
 
+def _number(cfg: DictConfig, key: str, optional: bool = False) -> None:
+    value = OmegaConf.select(cfg, key)
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key} must be a number{' or null' if optional else ''}, got {value!r}")
+
+
+def _bool(cfg: DictConfig, key: str) -> None:
+    value = OmegaConf.select(cfg, key)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+
+
+def check_types(cfg: DictConfig) -> None:
+    """Numbers where numbers belong, booleans where booleans do (`lr=abc`, `progress=maybe`)."""
+    for key in ("lr", "lr_decay", "weight_decay", "momentum.beta"):
+        _number(cfg, key)
+    _number(cfg, "grad_clip", optional=True)
+    for key in ("progress", "momentum.nesterov", "dataset.download", "dataset.augment"):
+        if OmegaConf.select(cfg, key) is not None or key in ("progress", "momentum.nesterov"):
+            _bool(cfg, key)
+    sign_z = OmegaConf.select(cfg, "diagnostics.sign_flip_z")
+    if sign_z is not None and (
+        isinstance(sign_z, (str, int, float))
+        or any(isinstance(z, bool) or not isinstance(z, (int, float)) for z in sign_z)
+    ):
+        raise ConfigError(
+            f"diagnostics.sign_flip_z must be a list of numbers or null, e.g. [0.5,1,2], got {sign_z!r}"
+        )
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError (one line naming the fix) for invalid top-level settings."""
+    check_types(cfg)
     n = _int(cfg, "n", 1)
     m = _int(cfg, "m", 0)
     if m >= n:
@@ -66,6 +101,22 @@ def validate(cfg: DictConfig) -> None:
     if not 0 <= cfg.momentum.beta < 1:
         raise ConfigError(f"momentum.beta must be in [0, 1), got {cfg.momentum.beta}")
     resolve_device(cfg.device)
+    check_results_dir(Path(str(cfg.results_dir)))
+
+
+def check_results_dir(path: Path) -> None:
+    """The results folder (or the nearest folder above it that exists) must be a writable directory:
+    checked before any data is loaded, and without creating anything."""
+    existing = path.expanduser().absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing == path.expanduser().absolute() else f"is under {existing}, a file"
+        raise ConfigError(f"results_dir={path} {what}, not a folder; set results_dir to a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"results_dir={path}: cannot write in {existing}; set results_dir to a writable folder"
+        )
 
 
 def resolve_device(spec: str) -> torch.device:
