@@ -6,6 +6,12 @@ from __future__ import annotations
 import errno
 import os
 import pickle
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
 import urllib.error
 
 import pandas as pd
@@ -149,3 +155,164 @@ def test_a_full_disk_fails_in_one_line_and_keeps_the_previous_summary(tmp_path, 
     assert list(results.glob("runs/*/summary.csv")) == [previous]
     assert not list(results.rglob("*.tmp"))
     assert pd.read_csv(previous)["rounds"].iloc[0] == 10
+
+
+# ---------------------------------------------------------------------------- interruptions
+
+RUN = [*DIGITS, "rounds=30", "eval_every=5", "progress=false"]
+
+
+def metrics_of(results) -> pd.DataFrame:
+    (path,) = results.glob("runs/*/metrics.csv")
+    return pd.read_csv(path).drop(columns="wall_seconds")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> pd.DataFrame:
+    """The metrics of RUN trained without interruption."""
+    from byzrun.train import run
+    from tests.conftest import make_cfg
+
+    results = tmp_path_factory.mktemp("uninterrupted")
+    run(make_cfg(*RUN, results_dir=results))
+    return metrics_of(results)
+
+
+def interrupt_at(monkeypatch, round: int, how) -> None:
+    """Make the run in this process receive `how()` (Ctrl-C, SIGTERM) during round `round`."""
+    from byzrun.flat_model import FlatModel
+
+    real, calls = FlatModel.worker_grads, {"n": 0}
+
+    def worker_grads(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == round:
+            how()
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(FlatModel, "worker_grads", worker_grads)
+
+
+def sigterm():
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(1)  # the handler raises before this ends
+
+
+def ctrl_c():
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("how,status", [(sigterm, 143), (ctrl_c, 130)])
+def test_an_interrupted_run_ends_in_one_line_and_reruns_to_the_same_metrics(
+    tmp_path, monkeypatch, capsys, uninterrupted, how, status
+):
+    results = tmp_path / "results"
+    round = random.Random(status).randint(3, 28)
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, round, how)
+        assert run_cli(monkeypatch, *RUN, f"results_dir={results}") == status
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"byzrun: interrupted at round {round}; run the same command again to start it over"]
+    assert not list(results.rglob("*.tmp")) and not list(results.rglob("summary.csv"))
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back
+    assert run_cli(monkeypatch, *RUN, f"results_dir={results}") == 0
+    pd.testing.assert_frame_equal(metrics_of(results), uninterrupted)
+
+
+SLOW_RUN = """
+import sys, time
+from byzrun import cli
+from byzrun.flat_model import FlatModel
+real = FlatModel.worker_grads
+def slow(self, *a, **k):
+    time.sleep(0.02)
+    return real(self, *a, **k)
+FlatModel.worker_grads = slow
+sys.argv = ["byzrun", *sys.argv[1:]]
+cli.main()
+"""
+
+
+def test_a_killed_run_leaves_a_temporary_file_that_the_next_start_removes(
+    tmp_path, monkeypatch, uninterrupted
+):
+    """SIGKILL at a random evaluation; a kill inside a write leaves .metrics.csv.<host>-<pid>.*.tmp (planted
+    here, since the window is narrow); the rerun removes it and finishes with the uninterrupted metrics."""
+    from byzrun.results import HOST
+
+    results = tmp_path / "results"
+    cmd = [sys.executable, "-c", SLOW_RUN, *RUN, f"results_dir={results}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    rows = random.Random().randint(1, 4)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = list(results.glob("runs/*/metrics.csv"))
+        if found and len(found[0].read_text().splitlines()) > rows:
+            break
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+    (out,) = results.glob("runs/*")
+    assert not (out / "summary.csv").exists()
+    stale = out / f".metrics.csv.{HOST}-{proc.pid}.k1ll3d.tmp"
+    stale.write_text("round,test_acc\n5,")
+    assert run_cli(monkeypatch, *RUN, f"results_dir={results}") == 0
+    assert not stale.exists() and not list(results.rglob("*.tmp"))
+    pd.testing.assert_frame_equal(metrics_of(results), uninterrupted)
+
+
+def test_a_live_writers_temporary_file_is_kept(tmp_path):
+    from byzrun.results import HOST, remove_stale_temporaries
+
+    mine = tmp_path / f".summary.csv.{HOST}-{os.getppid()}.abc.tmp"  # a live process: the parent
+    foreign = tmp_path / ".summary.csv.otherhost-1.abc.tmp"
+    for path in (mine, foreign):
+        path.write_text("x")
+    assert remove_stale_temporaries(tmp_path) == []
+    os.utime(foreign, (0, 0))  # another host's, and old
+    assert remove_stale_temporaries(tmp_path) == [foreign]
+
+
+# ---------------------------------------------------------------------------- progress and sweeps
+
+
+def test_progress_is_a_bar_on_a_terminal_lines_in_a_log_and_silent_when_off(capsys, caplog):
+    from byzrun.progress import Progress
+
+    caplog.set_level("INFO", logger="byzrun")
+    for t in (bar := Progress(4, "digits mean/none", enabled=True, terminal=False)):
+        bar.evaluated(t + 1, 50.0)
+    bar.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 4 and lines[1].startswith(
+        "digits mean/none: round 2/4, test accuracy 50.00%, 0:00 elapsed"
+    )
+    assert "about 0:00 left" in lines[1] and "\r" not in capsys.readouterr().err
+    caplog.clear()
+    for t in (bar := Progress(4, "x", enabled=False, terminal=True)):
+        bar.evaluated(t + 1, 50.0)
+    bar.close()
+    assert not caplog.records and capsys.readouterr().err == ""
+    for t in (bar := Progress(4, "x", enabled=True, terminal=True)):
+        bar.evaluated(t + 1, 50.0)
+    bar.close()
+    assert "\r" in capsys.readouterr().err and not caplog.records  # tqdm's bar
+
+
+def test_a_sweep_says_where_it_is_and_a_failed_run_does_not_stop_it(tmp_path, monkeypatch, capsys):
+    results = tmp_path / "results"
+    args = ["-m", *DIGITS, "rounds=2", "eval_every=2", "n=7", "m=1,2", "defense=bulyan", "progress=false",
+            "dataset=mnist,digits", f"++dataset.root={tmp_path / 'none'}", "++dataset.download=false",
+            f"results_dir={results}"]  # fmt: skip
+    assert run_cli(monkeypatch, *args) == 1  # mnist m=1 fails (no files), the others go on
+    out = capsys.readouterr()
+    starts = [line for line in out.out.splitlines() if re.match(r"run \d+ of", line)]
+    assert [s.split(":")[0] for s in starts] == [f"run {i} of 4" for i in (1, 2, 3, 4)]
+    assert "dataset=mnist" in starts[0] and "m=1" in starts[0]
+    assert "4 runs: 1 done, 2 skipped (bound), 0 already done, 1 failed" in out.out
+    assert "byzrun: run 1 failed (" in out.err and "mnist not found" in out.err
+    assert len(list(results.glob("runs/*/summary.csv"))) == 1
+    assert not (results / ".sweeps").exists()  # nothing left behind
+    assert run_cli(monkeypatch, *args) == 1
+    assert "4 runs: 0 done, 2 skipped (bound), 1 already done, 1 failed" in capsys.readouterr().out
