@@ -316,3 +316,25 @@ def test_a_sweep_says_where_it_is_and_a_failed_run_does_not_stop_it(tmp_path, mo
     assert not (results / ".sweeps").exists()  # nothing left behind
     assert run_cli(monkeypatch, *args) == 1
     assert "4 runs: 0 done, 2 skipped (bound), 1 already done, 1 failed" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- --help and --version
+
+
+def test_help_says_what_byzrun_is_its_groups_keys_examples_and_where_results_go(monkeypatch, capsys):
+    assert run_cli(monkeypatch, "--help") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("byzrun: experiments on Byzantine-robust synchronous SGD")
+    assert "Hydra" not in out
+    assert "defense: bulyan, bulyan_alie_code, centered_clipping" in out and "attack: alie," in out
+    assert "n=51 m=0" in out and "momentum.placement=server" in out
+    examples = out.split("== Examples ==")[1].split("==")[0].strip().splitlines()
+    assert len(examples) == 3 and all(line.startswith("byzrun ") for line in examples)
+    assert "results_dir/runs/<dataset>-<defense>-<attack>" in out
+
+
+def test_version(monkeypatch, capsys):
+    from byzrun import __version__
+
+    assert run_cli(monkeypatch, "--version") == 0
+    assert capsys.readouterr().out == f"byzrun {__version__}\n"
