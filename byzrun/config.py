@@ -51,6 +51,28 @@ def check_types(cfg: DictConfig) -> None:
     for key in ("progress", "momentum.nesterov", "dataset.download", "dataset.augment"):
         if OmegaConf.select(cfg, key) is not None or key in ("progress", "momentum.nesterov"):
             _bool(cfg, key)
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
+        raise ConfigError(f"seed must be an integer, got {cfg.seed!r}")
+    for key in ("name", "row"):
+        if not isinstance(cfg.get(key), (str, int, float, type(None))):
+            raise ConfigError(f"{key} must be a label (text) or null, got {cfg.get(key)!r}")
+    if not isinstance(OmegaConf.select(cfg, "defense.allow_out_of_bound", default=False), bool):
+        raise ConfigError(
+            f"defense.allow_out_of_bound must be true or false, got {cfg.defense.allow_out_of_bound!r}"
+        )
+    num_classes = OmegaConf.select(cfg, "dataset.num_classes")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ConfigError(f"dataset.num_classes must be an integer >= 2, got {num_classes!r}")
+    for key in ("dataset.mean", "dataset.std"):
+        values = OmegaConf.select(cfg, key)
+        if (
+            isinstance(values, (str, int, float))
+            or values is None
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        ):
+            raise ConfigError(f"{key} must be a list of numbers, one per channel, e.g. [0.5], got {values!r}")
+    if not all(v > 0 for v in cfg.dataset.std):
+        raise ConfigError(f"dataset.std must hold values > 0, got {list(cfg.dataset.std)}")
     sign_z = OmegaConf.select(cfg, "diagnostics.sign_flip_z")
     if sign_z is not None and (
         isinstance(sign_z, (str, int, float))

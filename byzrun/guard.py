@@ -121,6 +121,10 @@ def translated(argv: list[str]) -> Iterator[None]:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         yield
+    except ValueError as err:  # Hydra's word for `defense=5` (a group option that is not a name)
+        if "Config group override" not in str(err):
+            raise
+        fail(f"{first_line(err)}; write group=<option name>")
     except HydraException as err:
         if isinstance(err.__cause__, ConfigError) or isinstance(err, ConfigError):
             fail(str(err.__cause__ or err))

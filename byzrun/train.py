@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from byzrun.attacks import Attack, AttackContext
-from byzrun.build import build_attack, build_defense
+from byzrun.build import build_attack, build_defense, check_attack_early
 from byzrun.config import config_hash, resolve_device, validate
 from byzrun.data import Data, load_data
 from byzrun.diagnostics import round_statistics
@@ -74,6 +74,7 @@ def prepare(cfg: DictConfig) -> Setup | None:
     defense.check(n, m)
     if attack.needs_byzantine and m == 0:
         raise ConfigError(f"attack {attack.name} needs Byzantine workers but m=0; set m >= 1 or attack=none")
+    check_attack_early(attack, n, m)
     torch.manual_seed(cfg.seed)
     data = load_data(cfg.dataset, device)
     attack.validate(n=n, m=m, data=data)
