@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from byzrun import __version__, progress
 from byzrun.errors import BoundError, ByzrunError
 from byzrun.guard import translated
-from byzrun.sweep import failed_runs, record
+from byzrun.sweep import clean_up_interrupted, failed_runs, record
 from byzrun.sweep import reset as reset_sweep
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -87,6 +87,8 @@ def interrupted(exc: KeyboardInterrupt, sweep: bool) -> None:
         if sweep
         else "run the same command again to start it over"
     )
+    if sweep:
+        clean_up_interrupted()
     print(f"byzrun: interrupted {where}; {then}", file=sys.stderr, flush=True)
     sys.exit(143 if isinstance(exc, Terminated) else 130)
 

@@ -53,6 +53,7 @@ def record(outcome: str, error: str = "") -> None:
         return
     folder = Path(hydra.runtime.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    _last["sweep_dir"] = folder.parent
     overrides = " ".join(hydra.overrides.task)
     entry = {"num": hydra.job.num, "outcome": outcome, "overrides": overrides, "error": error}
     (folder / STATUS_FILE).write_text(json.dumps(entry))
@@ -71,6 +72,32 @@ def remove_empty_folders(top: Path) -> None:
         top.rmdir()
     except OSError:
         pass
+
+
+def collect(sweep_dir: Path) -> list[dict]:
+    """Read and remove the runs' status files, then every folder the sweep left empty."""
+    entries = []
+    for path in sorted(sweep_dir.glob(f"*/{STATUS_FILE}")):
+        try:
+            entries.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+        path.unlink(missing_ok=True)
+    remove_empty_folders(sweep_dir)
+    if sweep_dir.is_dir() and [p.name for p in sweep_dir.iterdir()] == ["multirun.yaml"]:
+        (sweep_dir / "multirun.yaml").unlink()  # Hydra's record of a sweep that left nothing else
+        remove_empty_folders(sweep_dir)
+    if sweep_dir.parent.name == ".sweeps":
+        remove_empty_folders(sweep_dir.parent)
+    return entries
+
+
+def clean_up_interrupted() -> None:
+    """After Ctrl-C or SIGTERM: remove what the interrupted sweep of this process left (status files,
+    empty folders); the finished runs are in results_dir/runs/, untouched."""
+    sweep_dir = _last.pop("sweep_dir", None)
+    if sweep_dir is not None:
+        collect(sweep_dir)
 
 
 class SweepReport(Callback):
@@ -92,20 +119,7 @@ class SweepReport(Callback):
         print(f"run {hydra.job.num + 1} of {total}: {' '.join(hydra.overrides.task)}", flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        entries = []
-        for path in sorted(sweep_dir.glob(f"*/{STATUS_FILE}")):
-            try:
-                entries.append(json.loads(path.read_text()))
-            except (OSError, ValueError):
-                continue
-            path.unlink(missing_ok=True)
-        remove_empty_folders(sweep_dir)
-        if sweep_dir.is_dir() and [p.name for p in sweep_dir.iterdir()] == ["multirun.yaml"]:
-            (sweep_dir / "multirun.yaml").unlink()  # Hydra's record of a sweep that left nothing else
-            remove_empty_folders(sweep_dir)
-        if sweep_dir.parent.name == ".sweeps":
-            remove_empty_folders(sweep_dir.parent)
+        entries = collect(Path(str(config.hydra.sweep.dir)))
         counts = {outcome: sum(e["outcome"] == outcome for e in entries) for outcome in OUTCOMES}
         total = os.environ.get(RUNS_ENV) or str(len(entries))
         print(

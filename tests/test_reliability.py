@@ -345,3 +345,36 @@ def test_version(monkeypatch, capsys):
 
     assert run_cli(monkeypatch, "--version") == 0
     assert capsys.readouterr().out == f"byzrun {__version__}\n"
+
+
+def test_a_sweep_interrupted_between_runs_keeps_every_finished_run(tmp_path, monkeypatch, capsys):
+    results = tmp_path / "results"
+    args = [
+        "-m",
+        *DIGITS,
+        "rounds=2",
+        "eval_every=2",
+        "seed=0,1,2",
+        "progress=false",
+        f"results_dir={results}",
+    ]
+    real, calls = byzrun.train.load_data, {"n": 0}
+
+    def load_data(*a, **k):  # Ctrl-C as the second run starts
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(byzrun.train, "load_data", load_data)
+        assert run_cli(monkeypatch, *args) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        "byzrun: interrupted before training started; every finished run is kept; "
+        "run the same command again to continue the sweep"
+    )
+    assert len(list(results.glob("runs/*/summary.csv"))) == 1
+    assert not (results / ".sweeps").exists()
+    assert run_cli(monkeypatch, *args) == 0
+    assert "3 runs: 2 done, 0 skipped (bound), 1 already done, 0 failed" in capsys.readouterr().out
