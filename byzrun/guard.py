@@ -114,6 +114,14 @@ def describe(err: HydraException, argv: list[str]) -> str:
     return first_line(err) + cause
 
 
+def raised_by_hydra(err: BaseException) -> bool:
+    """Whether err was raised inside Hydra's own code (not in a run)."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and f"{os.sep}hydra{os.sep}" in tb.tb_frame.f_code.co_filename
+
+
 @contextmanager
 def translated(argv: list[str]) -> Iterator[None]:
     """Run Hydra with its command-line errors raised (HYDRA_FULL_ERROR=1) and turned into one line."""
@@ -121,10 +129,11 @@ def translated(argv: list[str]) -> Iterator[None]:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         yield
-    except ValueError as err:  # Hydra's word for `defense=5` (a group option that is not a name)
-        if "Config group override" not in str(err):
+    except ValueError as err:  # Hydra's word for `defense=5` or for `-m --cfg job`
+        if not raised_by_hydra(err):
             raise
-        fail(f"{first_line(err)}; write group=<option name>")
+        hint = "; write group=<option name>" if "Config group override" in str(err) else ""
+        fail(f"{first_line(err)}{hint}")
     except HydraException as err:
         if isinstance(err.__cause__, ConfigError) or isinstance(err, ConfigError):
             fail(str(err.__cause__ or err))
