@@ -241,16 +241,18 @@ cli.main()
 """
 
 
-def test_a_killed_run_leaves_a_temporary_file_that_the_next_start_removes(
-    tmp_path, monkeypatch, uninterrupted
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_a_run_killed_at_a_random_round_reruns_to_the_same_metrics(
+    tmp_path, monkeypatch, uninterrupted, signum
 ):
-    """SIGKILL at a random evaluation; a kill inside a write leaves .metrics.csv.<host>-<pid>.*.tmp (planted
-    here, since the window is narrow); the rerun removes it and finishes with the uninterrupted metrics."""
+    """A real process, killed after a random evaluation. SIGTERM: one line, exit 143, no temporary file.
+    SIGKILL: a kill inside a write leaves .metrics.csv.<host>-<pid>.*.tmp (planted here, since that window
+    is narrow), which the rerun removes. Either way the rerun finishes with the uninterrupted metrics."""
     from byzrun.results import HOST
 
     results = tmp_path / "results"
     cmd = [sys.executable, "-c", SLOW_RUN, *RUN, f"results_dir={results}"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     rows = random.Random().randint(1, 4)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -258,15 +260,22 @@ def test_a_killed_run_leaves_a_temporary_file_that_the_next_start_removes(
         if found and len(found[0].read_text().splitlines()) > rows:
             break
         time.sleep(0.01)
-    proc.kill()
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
     (out,) = results.glob("runs/*")
     assert not (out / "summary.csv").exists()
-    stale = out / f".metrics.csv.{HOST}-{proc.pid}.k1ll3d.tmp"
-    stale.write_text("round,test_acc\n5,")
+    if signum == signal.SIGTERM:
+        assert proc.returncode == 143, err
+        assert re.fullmatch(
+            r"byzrun: interrupted at round \d+; run the same command again to start it over\n", err
+        )
+        assert not list(results.rglob("*.tmp"))
+    else:
+        assert proc.returncode == -signal.SIGKILL, err
+        stale = out / f".metrics.csv.{HOST}-{proc.pid}.k1ll3d.tmp"
+        stale.write_text("round,test_acc\n5,")
     assert run_cli(monkeypatch, *RUN, f"results_dir={results}") == 0
-    assert not stale.exists() and not list(results.rglob("*.tmp"))
+    assert not list(results.rglob("*.tmp"))
     pd.testing.assert_frame_equal(metrics_of(results), uninterrupted)
 
 
