@@ -241,7 +241,7 @@ cli.main()
 """
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_a_run_killed_at_a_random_round_reruns_to_the_same_metrics(
     tmp_path, monkeypatch, uninterrupted, signum
 ):
