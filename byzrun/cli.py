@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import sys
@@ -41,7 +42,7 @@ def _terminate(signum, frame):
 def failed(exc: BaseException, status: int) -> None:
     """A run that cannot go on: one line, then exit `status`; in a sweep, the next run goes on."""
     message = str(exc) if isinstance(exc, (ByzrunError, OSError)) else f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, OSError) and not isinstance(exc, ByzrunError):
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
         message = f"cannot write the results ({exc}); free space or set results_dir"
     print(f"byzrun: error: {message}", file=sys.stderr, flush=True)
     if not in_sweep():
@@ -66,7 +67,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     except ByzrunError as exc:
         failed(exc, 2)
         return None
-    except OSError as exc:  # a full disk, a folder that became read-only: the results cannot be written
+    except OSError as exc:  # a full disk, a folder that became read-only, a file that cannot be read
         failed(exc, 1)
         return None
     except Exception as exc:
