@@ -83,9 +83,36 @@ def check_types(cfg: DictConfig) -> None:
         )
 
 
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def check_model_options(cfg: DictConfig) -> None:
+    """The model's options have the types of their defaults in conf/model/<name>.yaml (`model.hidden=abc`
+    is caught before any data is loaded; the model itself is built once the data's shape is known)."""
+    name = OmegaConf.select(cfg, "model.name")
+    path = CONF_DIR / "model" / f"{name}.yaml"
+    if not isinstance(name, str) or not path.is_file():
+        return
+    defaults = OmegaConf.to_container(OmegaConf.load(path))
+    for key, default in defaults.items():
+        value = OmegaConf.select(cfg, f"model.{key}")
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            continue
+        if not ok:
+            kind = "true or false" if isinstance(default, bool) else f"a number like {default}"
+            raise ConfigError(f"model.{key} must be {kind}, got {value!r}")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError (one line naming the fix) for invalid top-level settings."""
     check_types(cfg)
+    check_model_options(cfg)
     n = _int(cfg, "n", 1)
     m = _int(cfg, "m", 0)
     if m >= n:

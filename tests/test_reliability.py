@@ -63,6 +63,8 @@ BAD_INPUTS = [
     (["grad_clip=abc"], "grad_clip must be a number or null"),
     (["diagnostics.sign_flip_z=abc"], "diagnostics.sign_flip_z must be a list of numbers"),
     (["seed=abc"], "seed must be an integer, got 'abc'"),
+    (["model.hidden=abc"], "model.hidden must be a number like 100, got 'abc'"),
+    (["model=momentum_cnn", "model.dropout=high"], "model.dropout must be a number like 0.25, got 'high'"),
     (["name=[1,2]"], "name must be a label (text) or null"),
     (["dataset.mean=abc"], "dataset.mean must be a list of numbers"),
     (["defense.allow_out_of_bound=maybe"], "defense.allow_out_of_bound must be true or false"),
