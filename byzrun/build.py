@@ -81,6 +81,15 @@ def build_attack(cfg: DictConfig | Mapping) -> Attack:
     return attack
 
 
+def check_attack_early(attack: Attack, n: int, m: int) -> None:
+    """Check the attack's options before any data is loaded (validate without data); what needs the data
+    (a backdoor's target class, trigger, samples) is checked again once it is loaded."""
+    try:
+        attack.validate(n=n, m=m, data=None)
+    except AttributeError:  # an option that needs the data: train.prepare validates again with it
+        pass
+
+
 def instantiate_group(cfg: DictConfig | Mapping, group: str) -> Any:
     """Build the object a config group describes (its `_target_` class with the group's options).
 

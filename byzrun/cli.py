@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -11,7 +13,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from byzrun import __version__, progress
 from byzrun.errors import BoundError, ByzrunError
+from byzrun.guard import translated
+from byzrun.sweep import clean_up_interrupted, failed_runs, record
+from byzrun.sweep import reset as reset_sweep
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("byzrun")
@@ -24,22 +30,88 @@ def in_sweep() -> bool:
         return False
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as an exception so that the run unwinds (temporary files removed) and ends in one
+    line; a subclass of KeyboardInterrupt, so that what handles Ctrl-C handles it too."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+def failed(exc: BaseException, status: int) -> None:
+    """A run that cannot go on: one line, then exit `status`; in a sweep, the next run goes on."""
+    message = str(exc) if isinstance(exc, (ByzrunError, OSError)) else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        message = f"cannot write the results ({exc}); free space or set results_dir"
+    print(f"byzrun: error: {message}", file=sys.stderr, flush=True)
+    if not in_sweep():
+        sys.exit(status)
+    record("failed", message)
+
+
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     from byzrun.train import run  # imported here so `byzrun --help` stays fast
 
+    progress.reset()
     try:
         summary = run(cfg)
     except BoundError as exc:
         if in_sweep():  # a grid may contain f values above a rule's bound: skip, do not abort
             log.warning("skipped: %s", exc)
+            record("skipped")
             return None
-        print(f"byzrun: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        failed(exc, 2)
+        return None
     except ByzrunError as exc:
-        print(f"byzrun: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        failed(exc, 2)
+        return None
+    except OSError as exc:  # a full disk, a folder that became read-only, a file that cannot be read
+        failed(exc, 1)
+        return None
+    except Exception as exc:
+        if not in_sweep():
+            raise
+        failed(exc, 1)  # a failed run in a sweep does not stop the others
+        return None
+    record("done" if summary is not None else "already done")
     return None if summary is None else summary["max_test_acc"]
+
+
+def interrupted(exc: KeyboardInterrupt, sweep: bool) -> None:
+    """Ctrl-C or SIGTERM: one line, exit 130 or 143 (128 + the signal), no traceback."""
+    reached = progress.reached()
+    where = f"at round {reached}" if reached else "before training started"
+    then = (
+        "every finished run is kept; run the same command again to continue the sweep"
+        if sweep
+        else "run the same command again to start it over"
+    )
+    if sweep:
+        clean_up_interrupted()
+    print(f"byzrun: interrupted {where}; {then}", file=sys.stderr, flush=True)
+    sys.exit(143 if isinstance(exc, Terminated) else 130)
+
+
+def main() -> None:
+    """The `byzrun` command: Hydra's app, with every error about the command line in one line, and
+    Ctrl-C or SIGTERM ending it in one line."""
+    args = sys.argv[1:]
+    if "--version" in args:
+        print(f"byzrun {__version__}")
+        return
+    reset_sweep()
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with translated(args):
+            hydra_main()
+    except KeyboardInterrupt as exc:
+        interrupted(exc, sweep=bool({"-m", "--multirun"} & set(args)))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if failed_runs():
+        sys.exit(1)
 
 
 if __name__ == "__main__":

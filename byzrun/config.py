@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -27,8 +29,90 @@ def _int(cfg: DictConfig, key: str, low: int) -> int:
     return value
 
 
+def _number(cfg: DictConfig, key: str, optional: bool = False) -> None:
+    value = OmegaConf.select(cfg, key)
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key} must be a number{' or null' if optional else ''}, got {value!r}")
+
+
+def _bool(cfg: DictConfig, key: str) -> None:
+    value = OmegaConf.select(cfg, key)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+
+
+def check_types(cfg: DictConfig) -> None:
+    """Numbers where numbers belong, booleans where booleans do (`lr=abc`, `progress=maybe`)."""
+    for key in ("lr", "lr_decay", "weight_decay", "momentum.beta"):
+        _number(cfg, key)
+    _number(cfg, "grad_clip", optional=True)
+    for key in ("progress", "momentum.nesterov", "dataset.download", "dataset.augment"):
+        if OmegaConf.select(cfg, key) is not None or key in ("progress", "momentum.nesterov"):
+            _bool(cfg, key)
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
+        raise ConfigError(f"seed must be an integer, got {cfg.seed!r}")
+    for key in ("name", "row"):
+        if not isinstance(cfg.get(key), (str, int, float, type(None))):
+            raise ConfigError(f"{key} must be a label (text) or null, got {cfg.get(key)!r}")
+    if not isinstance(OmegaConf.select(cfg, "defense.allow_out_of_bound", default=False), bool):
+        raise ConfigError(
+            f"defense.allow_out_of_bound must be true or false, got {cfg.defense.allow_out_of_bound!r}"
+        )
+    num_classes = OmegaConf.select(cfg, "dataset.num_classes")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ConfigError(f"dataset.num_classes must be an integer >= 2, got {num_classes!r}")
+    for key in ("dataset.mean", "dataset.std"):
+        values = OmegaConf.select(cfg, key)
+        if (
+            isinstance(values, (str, int, float))
+            or values is None
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        ):
+            raise ConfigError(f"{key} must be a list of numbers, one per channel, e.g. [0.5], got {values!r}")
+    if not all(v > 0 for v in cfg.dataset.std):
+        raise ConfigError(f"dataset.std must hold values > 0, got {list(cfg.dataset.std)}")
+    sign_z = OmegaConf.select(cfg, "diagnostics.sign_flip_z")
+    if sign_z is not None and (
+        isinstance(sign_z, (str, int, float))
+        or any(isinstance(z, bool) or not isinstance(z, (int, float)) for z in sign_z)
+    ):
+        raise ConfigError(
+            f"diagnostics.sign_flip_z must be a list of numbers or null, e.g. [0.5,1,2], got {sign_z!r}"
+        )
+
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def check_model_options(cfg: DictConfig) -> None:
+    """The model's options have the types of their defaults in conf/model/<name>.yaml (`model.hidden=abc`
+    is caught before any data is loaded; the model itself is built once the data's shape is known)."""
+    name = OmegaConf.select(cfg, "model.name")
+    path = CONF_DIR / "model" / f"{name}.yaml"
+    if not isinstance(name, str) or not path.is_file():
+        return
+    defaults = OmegaConf.to_container(OmegaConf.load(path))
+    for key, default in defaults.items():
+        value = OmegaConf.select(cfg, f"model.{key}")
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            continue
+        if not ok:
+            kind = "true or false" if isinstance(default, bool) else f"a number like {default}"
+            raise ConfigError(f"model.{key} must be {kind}, got {value!r}")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError (one line naming the fix) for invalid top-level settings."""
+    check_types(cfg)
+    check_model_options(cfg)
     n = _int(cfg, "n", 1)
     m = _int(cfg, "m", 0)
     if m >= n:
@@ -66,6 +150,22 @@ def validate(cfg: DictConfig) -> None:
     if not 0 <= cfg.momentum.beta < 1:
         raise ConfigError(f"momentum.beta must be in [0, 1), got {cfg.momentum.beta}")
     resolve_device(cfg.device)
+    check_results_dir(Path(str(cfg.results_dir)))
+
+
+def check_results_dir(path: Path) -> None:
+    """The results folder (or the nearest folder above it that exists) must be a writable directory:
+    checked before any data is loaded, and without creating anything."""
+    existing = path.expanduser().absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing == path.expanduser().absolute() else f"is under {existing}, a file"
+        raise ConfigError(f"results_dir={path} {what}, not a folder; set results_dir to a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"results_dir={path}: cannot write in {existing}; set results_dir to a writable folder"
+        )
 
 
 def resolve_device(spec: str) -> torch.device:

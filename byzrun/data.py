@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import pickle
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import torch
 from torch import Tensor
 
 from byzrun.errors import ConfigError, DatasetError
+from byzrun.exact import fingerprint
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -34,6 +36,7 @@ class Data:
     mean: Tensor  # [C] normalisation used
     std: Tensor  # [C]
     augment: bool  # random crop (reflect pad 4) + horizontal flip on training batches
+    fingerprint: str = ""  # a hash of the raw arrays (byzrun.exact.fingerprint): which copy of the data
 
     @property
     def in_shape(self) -> tuple[int, ...]:
@@ -57,8 +60,10 @@ def read_idx(path: Path) -> np.ndarray:
     """Read an idx file (optionally .gz) as in LeCun's MNIST format, validating its header."""
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DatasetError(f"cannot read {path}: {exc}; delete it and download it again") from None
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise DatasetError(
+            f"cannot read {path} ({type(exc).__name__}: {exc}); delete it and download it again"
+        ) from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DatasetError(f"{path} is not an idx file of unsigned bytes; delete it and download it again")
     ndim = raw[3]
@@ -80,6 +85,24 @@ def find_idx(dirs: list[Path], stem: str) -> Path | None:
     return None
 
 
+def missing_folders(folder: Path) -> list[Path]:
+    """folder and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove the folders (deepest first) a failed download created and left empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or gone
+            pass
+
+
 def load_idx_dataset(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]:
     import torchvision
 
@@ -88,10 +111,12 @@ def load_idx_dataset(name: str, root: Path, download: bool) -> tuple[np.ndarray,
     dirs = [raw_dir] + ([DEBIAN_FASHION_MNIST] if name == "fashion_mnist" else [])
     stems = [s for pair in IDX_FILES.values() for s in pair]
     if any(find_idx(dirs, s) is None for s in stems) and download:
+        created = missing_folders(raw_dir)
         try:
             cls(str(root), train=True, download=True)
             cls(str(root), train=False, download=True)
         except Exception as exc:  # torchvision raises several kinds on network failure
+            remove_empty(created)
             raise DatasetError(
                 f"{name} is not under {raw_dir} and downloading it failed ({type(exc).__name__}); "
                 f"put {', '.join(stems)} (.gz or not) in {raw_dir}"
@@ -133,7 +158,7 @@ def read_cifar_batches(folder: Path, names: list[str], label_key: bytes) -> tupl
                 batch = pickle.load(fh, encoding="bytes")
             x = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
             y = np.asarray(batch[label_key], dtype=np.int64)
-        except (OSError, EOFError, pickle.UnpicklingError, KeyError, ValueError, TypeError) as exc:
+        except Exception as exc:  # a wrong or damaged pickle raises almost anything
             raise DatasetError(
                 f"cannot read {path} ({type(exc).__name__}: {exc}); delete {folder} and download it again"
             ) from None
@@ -152,9 +177,11 @@ def load_cifar(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]:
     present = all((folder / f).is_file() for f in train_names + test_names)
     if not present and download:
         cls = {"cifar10": torchvision.datasets.CIFAR10, "cifar100": torchvision.datasets.CIFAR100}[name]
+        created = missing_folders(folder)
         try:
             cls(str(root), train=True, download=True)
         except Exception as exc:
+            remove_empty(created)
             raise DatasetError(
                 f"{name} is not under {folder} and downloading it failed ({type(exc).__name__}); "
                 f"extract the python version of {name} so that {folder} exists"
@@ -232,4 +259,5 @@ def load_data(cfg, device: torch.device) -> Data:
         mean=mean,
         std=std,
         augment=bool(cfg.get("augment", False)),
+        fingerprint=fingerprint(name, *arrays),
     )

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
+from byzrun.exact import percent
+
 
 class FlatModel:
     """An nn.Module whose parameters are views into one flat vector `theta` [d]."""
@@ -75,5 +77,5 @@ class FlatModel:
         """Top-1 accuracy (%) and mean cross entropy on (x, y)."""
         logits = self.predict(x, batch_size)
         loss = F.cross_entropy(logits, y).item()
-        acc = (logits.argmax(1) == y).float().mean().item() * 100.0
+        acc = percent(logits.argmax(1) == y)
         return acc, loss

@@ -24,10 +24,9 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
-from tqdm import tqdm
 
 from byzrun.attacks import Attack, AttackContext
-from byzrun.build import build_attack, build_defense
+from byzrun.build import build_attack, build_defense, check_attack_early
 from byzrun.config import config_hash, resolve_device, validate
 from byzrun.data import Data, load_data
 from byzrun.diagnostics import round_statistics
@@ -35,6 +34,7 @@ from byzrun.errors import ConfigError
 from byzrun.flat_model import FlatModel
 from byzrun.models import WorkerBatchNorm2d, build_model, calibrate_batchnorm
 from byzrun.preaggregation import Pipeline
+from byzrun.progress import Progress
 from byzrun.results import atomic_write_csv, is_finished, run_dir, start_run
 from byzrun.sampling import WorkerSampler, random_crop_flip
 
@@ -74,6 +74,7 @@ def prepare(cfg: DictConfig) -> Setup | None:
     defense.check(n, m)
     if attack.needs_byzantine and m == 0:
         raise ConfigError(f"attack {attack.name} needs Byzantine workers but m=0; set m >= 1 or attack=none")
+    check_attack_early(attack, n, m)
     torch.manual_seed(cfg.seed)
     data = load_data(cfg.dataset, device)
     attack.validate(n=n, m=m, data=data)
@@ -118,12 +119,7 @@ def train(s: Setup) -> dict:
     started = time.perf_counter()
     losses: list[Tensor] = []  # the honest workers' mean loss of every round since the last evaluation
     diverged_round = None
-    bar = tqdm(
-        range(cfg.rounds),
-        desc=f"{cfg.dataset.name} {s.defense.name}/{s.attack.name}",
-        disable=not cfg.progress,
-        dynamic_ncols=True,
-    )
+    bar = Progress(cfg.rounds, f"{cfg.dataset.name} {s.defense.name}/{s.attack.name}", bool(cfg.progress))
     for t in bar:
         lr = learning_rate(cfg, t)
 
@@ -176,7 +172,7 @@ def train(s: Setup) -> dict:
             if is_eval:
                 tested = evaluate(s, torch.stack(losses).mean().item())
                 losses = []
-                bar.set_postfix(acc=f"{tested['test_acc']:.2f}")
+                bar.evaluated(t + 1, tested["test_acc"])
             s.metrics.append(round_row(s, t, lr, G, aggregate, tested, started))
             atomic_write_csv(s.out / "metrics.csv", s.metrics, METRIC_COLUMNS)
 
@@ -247,6 +243,7 @@ def summarize(s: Setup, diverged_round: int | None, wall: float) -> dict:
         "name": cfg.name,
         "row": cfg.get("row"),
         "config_hash": config_hash(cfg),
+        "data_fingerprint": s.data.fingerprint,
     }
     row.update(s.attack.summary_fields())
     for column in ("backdoor_acc", "backdoor_acc_own"):

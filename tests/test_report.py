@@ -652,3 +652,16 @@ def test_layout_unchanged_without_code_runs(tmp_path: Path):
     run_in_process(res)
     after = {p.name: p.read_bytes() for p in res.iterdir() if p.is_file() and p.name != code_runs.CODE_RUNS}
     assert after == before
+
+
+def test_runs_on_different_copies_of_the_data_are_never_pooled(tmp_path: Path, capsys):
+    write_run(
+        tmp_path, "krum", "alie", 1, 80.0, config={"row": "Krum (paper)"}, summary={"data_fingerprint": "aa"}
+    )
+    write_run(
+        tmp_path, "krum", "alie", 2, 82.0, config={"row": "Krum (paper)"}, summary={"data_fingerprint": "bb"}
+    )
+    assert report.main(["--results-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "trained on different data (fingerprints aa and bb)" in err[0]
+    assert not (tmp_path / "tables.md").exists()

@@ -12,6 +12,7 @@ from byzrun.attacks import options, stats
 from byzrun.attacks.base import Attack, AttackContext
 from byzrun.attacks.trigger import Trigger
 from byzrun.errors import ConfigError
+from byzrun.exact import percent
 
 CONVENTIONS = ("paper", "alie_code")
 
@@ -204,7 +205,7 @@ class ALIEBackdoor(Attack):
             return float("nan")
         x = self.trigger.apply(data.test_x[keep], data).to(model.theta.dtype)
         hits = model.predict(x).argmax(dim=1) == self.target
-        return hits.float().mean().item() * 100.0
+        return percent(hits)
 
     @torch.no_grad()
     def own_accuracy(self, model, theta: Tensor | None = None) -> float:
@@ -217,7 +218,7 @@ class ALIEBackdoor(Attack):
             logits = torch.cat([model.forward(theta, xb) for xb in x.split(1000)])
         finally:
             model.module.train(was_training)
-        return (logits.argmax(dim=1) == y).float().mean().item() * 100.0
+        return percent(logits.argmax(dim=1) == y)
 
     def eval_metrics(self, model) -> dict[str, Any]:
         return {"backdoor_acc": self.backdoor_accuracy(model), "backdoor_acc_own": self.own_accuracy(model)}

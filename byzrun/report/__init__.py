@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from byzrun.report.code_runs import CODE_RUNS, add_code_runs, read_code_runs
+from byzrun.report.collect import MixedData, check_same_data
 from byzrun.report.collect import collect as collect_runs
 from byzrun.report.plots import plot_section, plot_variance_norm
 from byzrun.report.render import csv, document, latex, markdown
@@ -64,6 +65,11 @@ def build_report(results_dir: Path, paper_path: Path) -> int:
         )
         return 0
     known = [r for r in runs if r.settings.get("name") in TABLE_ORDER]
+    try:
+        check_same_data(known)
+    except MixedData as err:
+        print(f"byzrun tables: error: {err}", file=sys.stderr)
+        return 1
     print(
         f"byzrun tables: {len(runs)} run(s) under {results_dir}; {len(runs) - len(known)} without a table "
         f"name ({'|'.join(TABLE_ORDER)}) ignored"

@@ -26,7 +26,17 @@ IGNORED_KEYS = frozenset(
     "seed device results_dir progress eval_batch_size worker_chunk dataset.root dataset.download".split()
 )
 IGNORED_PREFIXES = ("hydra.", "diagnostics.")
-TEXT_COLUMNS = ["dataset", "model", "defense", "attack", "momentum", "name", "row", "config_hash"]
+TEXT_COLUMNS = [
+    "dataset",
+    "model",
+    "defense",
+    "attack",
+    "momentum",
+    "name",
+    "row",
+    "config_hash",
+    "data_fingerprint",
+]
 
 
 def warn(message: str) -> None:
@@ -158,3 +168,25 @@ def collect(results_dir: Path) -> list[Run]:
         seen[key] = run.name
         runs.append(run)
     return runs
+
+
+class MixedData(Exception):
+    """Runs that would be pooled (equal settings) trained on different copies of their dataset."""
+
+
+def check_same_data(runs: list[Run]) -> None:
+    """Raise MixedData when two runs of equal settings (pooled over seeds into one cell) record different
+    data fingerprints (summary.csv's data_fingerprint; runs written before it existed are not checked)."""
+    seen: dict[str, Run] = {}
+    for run in runs:
+        mark = run.text("data_fingerprint")
+        if not mark:
+            continue
+        key = settings_hash(run.settings)
+        first = seen.setdefault(key, run)
+        if first.text("data_fingerprint") != mark:
+            raise MixedData(
+                f"{first.name} and {run.name} have the same settings but trained on different data "
+                f"(fingerprints {first.text('data_fingerprint')} and {mark}); keep the runs of one copy of "
+                "the dataset in a results directory, or move the others away"
+            )
