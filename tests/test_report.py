@@ -665,3 +665,19 @@ def test_runs_on_different_copies_of_the_data_are_never_pooled(tmp_path: Path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "trained on different data (fingerprints aa and bb)" in err[0]
     assert not (tmp_path / "tables.md").exists()
+
+
+def test_the_committed_reproduction_regenerates_exactly(tmp_path):
+    """`make tables RESULTS=results/paper` gives back the committed tables, byte for byte (the PNGs
+    depend on the matplotlib version and are left out)."""
+    paper = Path(__file__).resolve().parent.parent / "results" / "paper"
+    shutil.copytree(paper / "runs", tmp_path / "runs")
+    shutil.copy(paper / "alie_code_runs.csv", tmp_path)
+    assert report.main(["--results-dir", str(tmp_path)]) == 0
+    written = sorted(p.name for p in tmp_path.glob("*") if p.suffix in (".md", ".csv", ".tex"))
+    committed = sorted(
+        p.name for p in paper.glob("*") if p.suffix in (".md", ".csv", ".tex") and p.name != "README.md"
+    )
+    assert written == committed
+    for name in written:
+        assert (tmp_path / name).read_bytes() == (paper / name).read_bytes(), name
