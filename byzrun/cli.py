@@ -9,7 +9,7 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from byzrun.errors import BoundError, ByzrunError
 
@@ -24,9 +24,19 @@ def in_sweep() -> bool:
         return False
 
 
+def sweep_launcher() -> dict | None:
+    """Hydra's launcher settings in a multirun (who shares this machine), None otherwise."""
+    if not in_sweep():
+        return None
+    return OmegaConf.to_container(HydraConfig.get().launcher, resolve=True)
+
+
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
+    from byzrun.speed import configure_threads
     from byzrun.train import run  # imported here so `byzrun --help` stays fast
+
+    configure_threads(sweep_launcher())
 
     try:
         summary = run(cfg)
