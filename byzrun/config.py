@@ -45,7 +45,9 @@ def validate(cfg: DictConfig) -> None:
     sign_z = cfg.diagnostics.sign_flip_z
     if sign_z is not None and any(z < 0 for z in sign_z):
         raise ConfigError(f"diagnostics.sign_flip_z must hold values >= 0, got {list(sign_z)}")
-    if cfg.worker_chunk is not None:
+    if cfg.worker_chunk not in (None, "auto"):
+        if isinstance(cfg.worker_chunk, str) or isinstance(cfg.worker_chunk, bool):
+            raise ConfigError(f"worker_chunk must be auto, null or an integer >= 1, got {cfg.worker_chunk!r}")
         _int(cfg, "worker_chunk", 1)
     if not cfg.lr > 0:
         raise ConfigError(f"lr must be > 0, got {cfg.lr}")

@@ -247,6 +247,7 @@ def summarize(s: Setup, diverged_round: int | None, wall: float) -> dict:
         "name": cfg.name,
         "row": cfg.get("row"),
         "config_hash": config_hash(cfg),
+        "worker_chunk": s.model.chunk_used,  # workers per vectorised pass (speed only, byzrun/chunking.py)
     }
     row.update(s.attack.summary_fields())
     for column in ("backdoor_acc", "backdoor_acc_own"):

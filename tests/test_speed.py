@@ -32,3 +32,63 @@ def test_threads_per_job_share_the_cores(monkeypatch, caplog):
         assert configure_threads(None, env={}) == 1  # a single run keeps torch's default
     finally:
         torch.set_num_threads(before)
+
+
+# ------------------------------------------------------------------------------- worker_chunk
+
+
+def _tiny_cnn():
+    from byzrun.flat_model import FlatModel
+    from byzrun.models import build_model
+
+    torch.manual_seed(0)
+    return lambda chunk: FlatModel(build_model("cnn", (3, 32, 32), 10), torch.device("cpu"), chunk)
+
+
+def test_auto_chunk_on_cpu_follows_the_measured_rule():
+    from byzrun.flat_model import FlatModel
+    from byzrun.models import build_model
+
+    x, y = torch.randn(3, 2, 3, 32, 32), torch.randint(10, (3, 2))
+    cnn = _tiny_cnn()("auto")
+    G, _ = cnn.worker_grads(x, y)
+    assert cnn.chunk == 1 and cnn.chunk_used == 1
+    full = FlatModel(cnn.module, torch.device("cpu"), None)
+    G_full, _ = full.worker_grads(x, y)
+    assert full.chunk_used == 3
+    # one worker per pass or all at once: the same gradients up to float32 rounding
+    assert torch.allclose(G, G_full, rtol=1e-5, atol=1e-7)
+    mlp = FlatModel(build_model("mlp", (1, 8, 8), 10), torch.device("cpu"), "auto")
+    mlp.worker_grads(torch.randn(4, 2, 1, 8, 8), torch.randint(10, (4, 2)))
+    assert mlp.chunk is None and mlp.chunk_used == 4
+    dropout = FlatModel(build_model("momentum_cnn", (3, 8, 8), 10), torch.device("cpu"), "auto")
+    assert dropout._resolve_chunk({}, x, y) is None  # random draws depend on the chunk: all at once
+
+
+def test_out_of_memory_halves_the_chunk_and_redoes_the_round(caplog):
+    """A simulated torch.cuda.OutOfMemoryError for passes of more than one worker: the round is redone
+    with half the chunk, twice, with one log line each, and gives the same gradients."""
+    from byzrun.chunking import gpu_chunk
+
+    x, y = torch.randn(4, 2, 3, 32, 32), torch.randint(10, (4, 2))
+    make = _tiny_cnn()
+    model = make(None)
+    reference, losses = model.worker_grads(x, y)
+    real = model.grads_fn
+
+    def grads_fn(chunk):
+        if chunk is None or chunk > 1:
+
+            def out_of_memory(*args):
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+            return out_of_memory
+        return real(chunk)
+
+    model.grads_fn = grads_fn
+    with caplog.at_level(logging.WARNING, logger="byzrun"):
+        G, L = model.worker_grads(x, y)
+    assert model.chunk == 1 and model.chunk_used == 1
+    assert caplog.text.count("out of GPU memory") == 2 and "worker_chunk=2" in caplog.text
+    assert torch.allclose(G, reference, rtol=1e-5, atol=1e-7) and torch.allclose(L, losses)
+    assert gpu_chunk(100, 1000, 51) == 8 and gpu_chunk(10, 1e9, 51) == 51 and gpu_chunk(1e9, 10, 51) == 1
