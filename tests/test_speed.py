@@ -92,3 +92,12 @@ def test_out_of_memory_halves_the_chunk_and_redoes_the_round(caplog):
     assert caplog.text.count("out of GPU memory") == 2 and "worker_chunk=2" in caplog.text
     assert torch.allclose(G, reference, rtol=1e-5, atol=1e-7) and torch.allclose(L, losses)
     assert gpu_chunk(100, 1000, 51) == 8 and gpu_chunk(10, 1e9, 51) == 51 and gpu_chunk(1e9, 10, 51) == 1
+
+
+def test_bench_machine_lines():
+    from byzrun.bench import machine_line
+
+    row = {"key": "cnn", "model": "cnn", "chunk": 1, "chosen_over_loop": 1.2912, "speedup": float("nan")}
+    assert machine_line(row, ["chunk", "chosen_over_loop", "speedup"], "model") == (
+        "model=cnn chunk=1 chosen_over_loop=1.29"
+    )
