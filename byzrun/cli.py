@@ -37,6 +37,11 @@ def main(cfg: DictConfig) -> float | None:
     from byzrun.train import run  # imported here so `byzrun --help` stays fast
 
     configure_threads(sweep_launcher())
+    if cfg.get("plan"):  # +plan=true: check and estimate, do not train (byzrun/plan.py)
+        from byzrun.plan import plan_job
+
+        plan_job(cfg)
+        return None
 
     try:
         summary = run(cfg)

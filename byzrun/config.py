@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from byzrun.errors import ConfigError
 
 # keys that do not change a run's results, left out of its identity (hash)
-NON_SEMANTIC_KEYS = ("device", "results_dir", "progress", "eval_batch_size", "worker_chunk", "hydra")
+NON_SEMANTIC_KEYS = ("device", "results_dir", "progress", "eval_batch_size", "worker_chunk", "plan", "hydra")
 
 
 def _int(cfg: DictConfig, key: str, low: int) -> int:
