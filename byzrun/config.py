@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from byzrun.errors import ConfigError
+from byzrun.speed import RESULT_CHANGING_GPU_OPTIONS
 
 # keys that do not change a run's results, left out of its identity (hash)
 NON_SEMANTIC_KEYS = ("device", "results_dir", "progress", "eval_batch_size", "worker_chunk", "plan", "hydra")
@@ -93,6 +94,13 @@ def config_hash(cfg: DictConfig) -> str:
     container = OmegaConf.to_container(cfg, resolve=True)
     for key in NON_SEMANTIC_KEYS:
         container.pop(key, None)
+    # gpu.*: speed only, except tf32 and bf16, which change results: kept when not at their defaults
+    gpu = container.pop("gpu", None) or {}
+    changed = {
+        k: gpu[k] for k, default in RESULT_CHANGING_GPU_OPTIONS.items() if gpu.get(k, default) != default
+    }
+    if changed:
+        container["gpu"] = changed
     if isinstance(container.get("dataset"), dict):
         container["dataset"].pop("root", None)  # where the files are does not change the result
         container["dataset"].pop("download", None)

@@ -19,7 +19,16 @@ from byzrun.chunking import check_spec, cpu_chunk, has_randomness, is_out_of_mem
 class FlatModel:
     """An nn.Module whose parameters are views into one flat vector `theta` [d]."""
 
-    def __init__(self, module: nn.Module, device: torch.device, worker_chunk: int | str | None = None):
+    def __init__(
+        self,
+        module: nn.Module,
+        device: torch.device,
+        worker_chunk: int | str | None = None,
+        *,
+        channels_last: bool = False,
+        compile: bool | str = False,
+        bf16: bool = False,
+    ):
         self.module = module.to(device)
         self.device = device
         params = list(module.named_parameters())
@@ -32,6 +41,9 @@ class FlatModel:
             p.data = view  # the module now reads its weights straight from theta
         self.buffers = dict(module.named_buffers())
         check_spec(worker_chunk)
+        # speed options (config `gpu.*`, byzrun/speed.py): inputs in NHWC layout, torch.compile of the
+        # vmapped gradient function (True: inductor, or a backend's name), bfloat16 autocast
+        self.channels_last, self.compile, self.bf16 = channels_last, compile, bf16
         self.chunk_spec = worker_chunk  # auto | None (all workers at once) | an int
         self.chunk: int | None = None  # the chunk in use, resolved on the first worker_grads call
         self._resolved = False
@@ -50,6 +62,9 @@ class FlatModel:
                 randomness="different",
                 chunk_size=chunk,
             )
+            if self.compile:
+                backend = self.compile if isinstance(self.compile, str) else "inductor"
+                self._vmapped[chunk] = torch.compile(self._vmapped[chunk], backend=backend)
         return self._vmapped[chunk]
 
     @property
@@ -93,12 +108,18 @@ class FlatModel:
         return F.cross_entropy(self.forward(theta, x), y)
 
     def _dict_loss(self, params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
-        return F.cross_entropy(functional_call(self.module, {**params, **self.buffers}, (x,)), y)
+        if not self.bf16:
+            return F.cross_entropy(functional_call(self.module, {**params, **self.buffers}, (x,)), y)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+            logits = functional_call(self.module, {**params, **self.buffers}, (x,))
+        return F.cross_entropy(logits.float(), y)
 
     def worker_grads(self, x: Tensor, y: Tensor, theta: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Gradients [k, d] and losses [k] of k workers' batches x [k, b, ...], y [k, b]."""
         self.module.train()
         params = self.unflatten(self.theta if theta is None else theta)
+        if self.channels_last and x.dim() == 5:  # each worker's [b, C, H, W] slice in NHWC order
+            x = x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
         if not self._resolved:
             self.chunk, self._resolved, self._workers = self._resolve_chunk(params, x, y), True, len(x)
         while True:

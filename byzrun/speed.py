@@ -56,3 +56,27 @@ def configure_threads(launcher: dict | None, env: dict | None = None) -> int:
         jobs,
     )
     return threads
+
+
+#: gpu.* options that change a run's results when switched on: in the config hash unless at the default
+RESULT_CHANGING_GPU_OPTIONS = {"tf32": None, "bf16": False}
+
+
+def gpu_options(cfg, device: torch.device) -> dict:
+    """Apply gpu.tf32 (torch's global switches) and return FlatModel's keyword options from cfg.gpu
+    (configs written before these options existed have no `gpu` node: every option off)."""
+    gpu = cfg.get("gpu") or {}
+    tf32 = gpu.get("tf32")
+    if tf32 is not None:  # null leaves torch's defaults: TF32 convolutions, IEEE matmuls
+        torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+        torch.backends.cudnn.allow_tf32 = bool(tf32)
+    options = {
+        "channels_last": bool(gpu.get("channels_last", False)),
+        "compile": gpu.get("compile", False) or False,
+        "bf16": bool(gpu.get("bf16", False)),
+    }
+    if any(options.values()) or tf32 is not None:
+        log.info(
+            "gpu options on %s: tf32=%s %s", device, tf32, " ".join(f"{k}={v}" for k, v in options.items())
+        )
+    return options

@@ -101,3 +101,52 @@ def test_bench_machine_lines():
     assert machine_line(row, ["chunk", "chosen_over_loop", "speedup"], "model") == (
         "model=cnn chunk=1 chosen_over_loop=1.29"
     )
+
+
+# ------------------------------------------------------------------------------- gpu options
+
+
+def test_gpu_options_hash_only_when_they_change_results():
+    from omegaconf import open_dict
+
+    from byzrun.config import config_hash
+    from tests.conftest import make_cfg
+
+    base = make_cfg("dataset=digits")
+    plain = config_hash(base)
+    without = base.copy()
+    with open_dict(without):
+        del without["gpu"]
+    assert config_hash(without) == plain  # runs written before the options existed keep their hash
+    for speed_only in ("gpu.channels_last=true", "gpu.compile=true", "worker_chunk=3", "gpu.tf32=null"):
+        assert config_hash(make_cfg("dataset=digits", speed_only)) == plain, speed_only
+    for changing in ("gpu.bf16=true", "gpu.tf32=true", "gpu.tf32=false"):
+        assert config_hash(make_cfg("dataset=digits", changing)) != plain, changing
+
+
+def test_channels_last_and_compile_keep_the_gradients_and_bf16_changes_them():
+    from byzrun.flat_model import FlatModel
+    from byzrun.models import build_model
+
+    torch.manual_seed(0)
+    module = build_model("cnn", (3, 32, 32), 10)
+    x, y = torch.randn(2, 3, 3, 32, 32), torch.randint(10, (2, 3))
+    cpu = torch.device("cpu")
+    G, _ = FlatModel(module, cpu, None).worker_grads(x, y)
+    G_cl, _ = FlatModel(module, cpu, None, channels_last=True).worker_grads(x, y)
+    assert torch.allclose(G_cl, G, rtol=1e-5, atol=1e-7)
+    G_bf, _ = FlatModel(module, cpu, None, bf16=True).worker_grads(x, y)
+    error = (G_bf - G).norm() / G.norm()
+    assert 1e-4 < error < 0.1  # bfloat16's 8-bit mantissa: close, not equal
+    mlp = FlatModel(build_model("mlp", (1, 8, 8), 10), cpu, None)
+    xm, ym = torch.randn(3, 4, 1, 8, 8), torch.randint(10, (3, 4))
+    compiled = FlatModel(mlp.module, cpu, None, compile="eager")  # the tracing path, no compiler
+    assert torch.allclose(compiled.worker_grads(xm, ym)[0], mlp.worker_grads(xm, ym)[0])
+
+
+def test_tables_ignore_speed_options_and_defaults():
+    from byzrun.report.collect import result_settings
+
+    off = {"lr": 0.1, "gpu": {"tf32": None, "bf16": False, "channels_last": True, "compile": True}}
+    assert result_settings(off) == {"lr": 0.1}  # the same cell as runs from before the options
+    assert result_settings({"lr": 0.1, "gpu": {"bf16": True}}) == {"gpu.bf16": True, "lr": 0.1}
