@@ -72,6 +72,8 @@ def probe_gpu_chunk(run_chunk: Callable[[int], object], n: int, device: torch.de
     torch.cuda.synchronize(device)
     per_worker = torch.cuda.max_memory_allocated(device) - base
     free, _ = torch.cuda.mem_get_info(device)
+    # memory torch's caching allocator holds but does not use is free for the next pass too
+    free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     chunk = gpu_chunk(per_worker, free, n)
     log.info(
         "worker_chunk=auto: %d of %d workers per pass (one worker's pass peaks at %.0f MiB, %.0f MiB free)",

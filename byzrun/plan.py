@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -169,6 +170,13 @@ class PlanCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         if not config.get("plan"):
             return
+        if "submitit" in str(config.hydra.launcher.get("_target_", "")):
+            print(
+                "byzrun: error: +plan=true probes on this machine; drop hydra/launcher=slurm "
+                "(the plan then counts the same runs) and launch with it afterwards",
+                file=sys.stderr,
+            )
+            sys.exit(2)
         os.environ[PLAN_DIR_ENV] = tempfile.mkdtemp(prefix="byzrun-plan-")
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
