@@ -52,16 +52,20 @@ class FlatModel:
         self._vmapped: dict[int | None, object] = {}
 
     def grads_fn(self, chunk: int | None):
-        """vmap(grad) over workers, `chunk` workers per pass (None: all at once), built once per chunk."""
+        """vmap(grad) over workers, `chunk` workers per pass (None: all at once), or for chunk="loop"
+        one worker's grad; built once per chunk."""
         if chunk not in self._vmapped:
             # Differentiate w.r.t. the parameter dict, not the flat vector: the backward of a split
             # of theta would concatenate [k, d] per worker, which costs more than copying into G.
-            self._vmapped[chunk] = vmap(
-                grad_and_value(self._dict_loss),
-                in_dims=(None, 0, 0),
-                randomness="different",
-                chunk_size=chunk,
-            )
+            if chunk == "loop":  # one worker's grad, for the loop of _pass
+                self._vmapped[chunk] = grad_and_value(self._dict_loss)
+            else:
+                self._vmapped[chunk] = vmap(
+                    grad_and_value(self._dict_loss),
+                    in_dims=(None, 0, 0),
+                    randomness="different",
+                    chunk_size=chunk,
+                )
             if self.compile:
                 backend = self.compile if isinstance(self.compile, str) else "inductor"
                 self._vmapped[chunk] = torch.compile(self._vmapped[chunk], backend=backend)
@@ -126,8 +130,7 @@ class FlatModel:
             chunk = self.chunk if self.chunk is not None and self.chunk < len(x) else None
             state = self._rng_state()
             try:
-                grads, losses = self.grads_fn(chunk)(params, x, y)
-                break
+                return self._pass(chunk, params, x, y)
             except Exception as exc:  # out of GPU memory: halve the chunk and redo the pass
                 if not is_out_of_memory(exc) or chunk == 1:
                     raise
@@ -140,7 +143,23 @@ class FlatModel:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 self._set_rng_state(state)
+
+    def _pass(
+        self, chunk: int | None, params: dict[str, Tensor], x: Tensor, y: Tensor
+    ) -> tuple[Tensor, Tensor]:
         G = torch.empty(len(x), self.d, device=self.theta.device, dtype=self.theta.dtype)
+        if chunk == 1 and not self._random:
+            # one worker at a time: a plain loop of grad() calls, without vmap's batching rules (on a
+            # CPU faster for conv models, and BatchNorm's rule is slow); each row written in place.
+            # Models that draw random numbers keep vmap, whose per-worker streams differ from a loop's.
+            losses = torch.empty(len(x), device=self.theta.device, dtype=self.theta.dtype)
+            single = self.grads_fn("loop")
+            for i in range(len(x)):
+                grads, losses[i] = single(params, x[i], y[i])
+                for name, block in zip(self.names, G[i].split(self.numels)):
+                    block.copy_(grads[name].reshape(-1))
+            return G, losses
+        grads, losses = self.grads_fn(chunk)(params, x, y)
         for name, block in zip(self.names, G.split(self.numels, dim=1)):
             block.copy_(grads[name].reshape(len(x), -1))
         return G, losses

@@ -77,7 +77,7 @@ def test_out_of_memory_halves_the_chunk_and_redoes_the_round(caplog):
     real = model.grads_fn
 
     def grads_fn(chunk):
-        if chunk is None or chunk > 1:
+        if chunk != "loop" and (chunk is None or chunk > 1):
 
             def out_of_memory(*args):
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
