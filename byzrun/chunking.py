@@ -6,7 +6,11 @@
   (CIFAR-10 CNN, n=51, batch 128, one thread, `make bench`): all 51 workers in one pass 2.3 s, chunks
   of 17: 2.8 s, 8: 1.8 s, 4: 1.4 s, 1: 0.95 s, a plain Python loop of backward passes 1.2 s: one huge
   batched (grouped) convolution is slower on a CPU than many small ones. For the MLP one batched
-  matrix product over all workers is the fastest.
+  matrix product over all workers is the fastest. A chunk of 1 on a model without random layers runs
+  as a plain loop of grad() calls (FlatModel._pass): for the WideResNet (WRN-10-1, batch 32) vmap's
+  BatchNorm batching made even one worker per pass about 1.3x slower than a loop. (These timings were
+  taken while other experiments kept both cores busy: ratios, not absolute times; `make bench`
+  measures them again.)
 - CUDA: the largest chunk that fits in free memory, from the peak memory of a one-worker probe, and
   halved (one log line) whenever a round still runs out of memory.
 - Models that draw random numbers (dropout: `momentum_cnn`) always run all n workers in one pass on
