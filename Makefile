@@ -27,8 +27,8 @@ format:
 data:  ## download MNIST, CIFAR-10, CIFAR-100 into $(DATA) (skips those present; see --help)
 	$(PY) -m byzrun.fetch_data --root $(DATA)
 
-bench:  ## speed of the hot path (batched gradients, aggregation rules)
-	$(PY) -m byzrun.bench
+bench:  ## speed: rounds per model (chosen path, full vmap, loop, one backward) and every rule; CSV in bench/out/
+	$(PY) -m byzrun.bench --out bench/out
 
 readme:  ## rewrite the README's defense and attack tables from conf/ and the classes (bounds, options)
 	$(PY) -m byzrun.catalog README.md

@@ -1,54 +1,91 @@
-"""`make bench`: speed of the hot path.
+"""`make bench`: the one place for speed. Prints tables, writes them as CSV, and one machine-readable
+line per model and per rule.
 
-1. Honest gradients of one round (MNIST MLP, n=51 workers, batch 128 each): the batched pass, and a
-   Python loop over workers, each divided by one ordinary backward pass over the same n*b samples.
-   Ratios are measured in one process, back to back, so machine noise affects all three alike.
-   On a GPU the same for the WideResNet-40-4 (CIFAR-100).
-2. The aggregation table (time of each rule at n=51, f=12), from byzrun.bench_aggregation.
+1. Honest gradients of one round, per model (n=51 workers, batch 128 each; the WideResNet at a size
+   the device can run), four ways, timed in one process and interleaved (every repeat times each way
+   once, so machine noise hits all alike; the best of the repeats counts):
+     chosen  byzrun's path: FlatModel with worker_chunk=auto
+     full    all n workers in one vmap pass (worker_chunk=null)
+     loop    a plain Python loop of n ordinary backward passes (the peers' way)
+     single  one ordinary backward pass over the same n*b samples (the limit)
+   Line: `model=cnn chunk=1 chosen_over_loop=1.29 chosen_over_full=2.45 chosen_time_over_single=0.52`,
+   where chosen_over_X = time(X) / time(chosen) (a speed-up: > 1 is faster) and
+   chosen_time_over_single = time(chosen) / time(single) (the cost over the limit: 1.0 is ideal).
+2. Every aggregation rule at n=51, f=12 for d=79,510 and 1e6 (byzrun.bench_aggregation), with
+   simple reference code for some rules and centered clipping with the former float64 finite check.
+   Line: `rule=krum d=79510 ms=3.10 speedup=...`.
+
+    python -m byzrun.bench [--device cpu] [--out bench/out] [--models mlp cnn wrn] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from byzrun.flat_model import FlatModel
 from byzrun.models import build_model
 
+#: per model: input shape, classes, model options on the CPU and on CUDA, batch per worker (CPU, CUDA)
+MODELS = {
+    "mlp": ((1, 28, 28), 10, {}, {}, (128, 128)),
+    "cnn": ((3, 32, 32), 10, {}, {}, (128, 128)),
+    # WideResNet-40-4 is the paper's; on a CPU a WRN-10-1 with batch 32 keeps a round to seconds
+    "wrn": ((3, 32, 32), 100, {"depth": 10, "widen": 1}, {"depth": 40, "widen": 4}, (32, 128)),
+}
 
-def best_time(fn, repeats: int, device: torch.device) -> float:
-    """Minimum wall time of fn over `repeats` calls (after one warm-up), in seconds."""
-    fn()
-    times = []
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def best_times(fns: dict, repeats: int, device: torch.device) -> dict[str, float]:
+    """Best wall time (s) of each fn over `repeats` interleaved rounds, after one warm-up call each; NaN
+    for a way that runs out of GPU memory (all workers in one pass of the WideResNet, say)."""
+    best = dict.fromkeys(fns, float("inf"))
+    for name, fn in fns.items():
+        try:
+            fn()
+        except torch.cuda.OutOfMemoryError:
+            best[name] = float("nan")
+            torch.cuda.empty_cache()
     for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, fn in fns.items():
+            if best[name] != best[name]:
+                continue
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
-def gradient_round(model_name: str, in_shape, classes: int, n: int, b: int, device, repeats: int, chunk=None):
+def gradient_round(model_name: str, device: torch.device, n: int = 51, repeats: int = 5, **flags) -> dict:
+    """One model's round four ways (module docstring); flags: GPU options for FlatModel."""
+    in_shape, classes, cpu_opts, gpu_opts, (b_cpu, b_gpu) = MODELS[model_name]
+    options, b = (gpu_opts, b_gpu) if device.type == "cuda" else (cpu_opts, b_cpu)
     torch.manual_seed(0)
-    model = build_model(model_name, in_shape, classes)
-    flat = FlatModel(model, device, worker_chunk=chunk)
+    model = build_model(model_name, in_shape, classes, **options)
+    chosen = FlatModel(model, device, "auto", **flags)
+    full = FlatModel(model, device, None, **flags)
     x = torch.randn(n, b, *in_shape, device=device)
     y = torch.randint(classes, (n, b), device=device)
     flat_x, flat_y = x.flatten(0, 1), y.flatten()
     params = list(model.parameters())
 
-    def single_pass():  # one ordinary backward over all n*b samples: the lower bound
+    def single():  # one ordinary backward over all n*b samples: the limit
         model.zero_grad(set_to_none=True)
         F.cross_entropy(model(flat_x), flat_y).backward()
 
-    def python_loop():  # what most peer codebases do: one backward per worker
-        G = torch.empty(n, flat.d, device=device)
+    def loop():  # what most peer codebases do: one backward per worker
+        G = torch.empty(n, chosen.d, device=device)
         for i in range(n):
             model.zero_grad(set_to_none=True)
             F.cross_entropy(model(x[i]), y[i]).backward()
@@ -56,21 +93,34 @@ def gradient_round(model_name: str, in_shape, classes: int, n: int, b: int, devi
         return G
 
     model.train()
-    t_single = best_time(single_pass, repeats, device)
-    t_batched = best_time(lambda: flat.worker_grads(x, y), repeats, device)
-    t_loop = best_time(python_loop, repeats, device)
+    ways = {"chosen": lambda: chosen.worker_grads(x, y), "full": lambda: full.worker_grads(x, y)}
+    ways |= {"loop": loop, "single": single}
+    t = best_times(ways, repeats, device)
+    options_text = ",".join(f"{k}={v}" for k, v in options.items())
     return {
-        "model": model_name,
-        "d": flat.d,
+        "model": model_name + (f"({options_text})" if options_text else ""),
+        "key": model_name,
+        "d": chosen.d,
         "n": n,
         "b": b,
         "device": str(device),
-        "single_ms": 1e3 * t_single,
-        "batched_ms": 1e3 * t_batched,
-        "loop_ms": 1e3 * t_loop,
-        "batched/single": t_batched / t_single,
-        "loop/single": t_loop / t_single,
+        "threads": torch.get_num_threads(),
+        "chunk": chosen.chunk_used,
+        **{f"{k}_ms": 1e3 * v for k, v in t.items()},
+        "chosen_over_loop": t["loop"] / t["chosen"],
+        "chosen_over_full": t["full"] / t["chosen"],
+        "chosen_time_over_single": t["chosen"] / t["single"],
     }
+
+
+def machine_line(row: dict, keys: list[str], lead: str) -> str:
+    parts = [f"{lead}={row[lead] if lead != 'model' else row['key']}"]
+    for key in keys:
+        value = row.get(key)
+        if value is None or (isinstance(value, float) and value != value):
+            continue
+        parts.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
+    return " ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -78,29 +128,50 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats per round timing")
+    parser.add_argument("--agg-repeats", type=int, default=15)
+    parser.add_argument("--dims", type=int, nargs="+", default=[79_510, 1_000_000])
+    parser.add_argument("--out", default="bench/out", help="folder of rounds.csv and aggregation.csv")
     parser.add_argument("--skip-aggregation", action="store_true")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    import pandas as pd
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    pd.set_option("display.width", 250)
 
-    rows = [gradient_round("mlp", (1, 28, 28), 10, 51, 128, device, args.repeats)]
-    if device.type == "cuda":  # WRN-40-4 at n=51 needs a GPU; chunks keep activations in memory
-        rows.append(gradient_round("wrn", (3, 32, 32), 100, 51, 128, device, 5, chunk=8))
-    pd.set_option("display.width", 200)
+    rows = [gradient_round(name, device, repeats=args.repeats) for name in args.models]
+    table = pd.DataFrame(rows).drop(columns="key")
     print(
-        f"Honest-gradient round vs one ordinary backward pass on the same n*b samples "
-        f"({device}, {torch.get_num_threads()} threads, best of {args.repeats}):"
+        f"Honest-gradient round, n=51 ({device}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}, best of {args.repeats} interleaved):"
     )
-    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    table.to_csv(out / "rounds.csv", index=False)
+    for row in rows:
+        print(
+            machine_line(
+                row,
+                ["chunk", "chosen_over_loop", "chosen_over_full", "chosen_time_over_single", "chosen_ms"],
+                "model",
+            )
+        )
     if not args.skip_aggregation:
         from byzrun.bench_aggregation import aggregation_table
 
         print(
-            f"\nAggregation rules at n=51, f=12 ({device}); naive: simple torch code timed in the same run:"
+            f"\nAggregation rules at n=51, f=12 ({device}); naive: simple torch code timed in the same run "
+            "(centered_clipping: with the former float64 finite check)"
         )
-        table = aggregation_table(device=str(device))
-        print(table.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.2f}"))
+        agg = aggregation_table(dims=tuple(args.dims), device=str(device), repeats=args.agg_repeats)
+        print(agg.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.2f}"))
+        agg.to_csv(out / "aggregation.csv", index=False)
+        for row in agg.to_dict("records"):
+            row["ms"] = row["ms_median"]
+            print(machine_line(row, ["d", "ms", "speedup"], "rule"))
+    print(
+        f"\nwritten: {out / 'rounds.csv'}" + ("" if args.skip_aggregation else f", {out / 'aggregation.csv'}")
+    )
 
 
 if __name__ == "__main__":

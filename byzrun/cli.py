@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from byzrun import __version__, progress
 from byzrun.errors import BoundError, ByzrunError
@@ -28,6 +29,13 @@ def in_sweep() -> bool:
         return HydraConfig.get().mode == RunMode.MULTIRUN
     except ValueError:  # not running under Hydra (tests call run() directly)
         return False
+
+
+def sweep_launcher() -> dict | None:
+    """Hydra's launcher settings in a multirun (who shares this machine), None otherwise."""
+    if not in_sweep():
+        return None
+    return OmegaConf.to_container(HydraConfig.get().launcher, resolve=True)
 
 
 class Terminated(KeyboardInterrupt):
@@ -52,9 +60,17 @@ def failed(exc: BaseException, status: int) -> None:
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> float | None:
+    from byzrun.speed import configure_threads
     from byzrun.train import run  # imported here so `byzrun --help` stays fast
 
     progress.reset()
+    configure_threads(sweep_launcher())
+    if cfg.get("plan"):  # +plan=true: check and estimate, do not train (byzrun/plan.py)
+        from byzrun.plan import plan_job
+
+        plan_job(cfg)
+        return None
+
     try:
         summary = run(cfg)
     except BoundError as exc:
@@ -108,6 +124,9 @@ def main() -> None:
             hydra_main()
     except KeyboardInterrupt as exc:
         interrupted(exc, sweep=bool({"-m", "--multirun"} & set(args)))
+    except BrokenPipeError:  # `byzrun --help | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     finally:
         signal.signal(signal.SIGTERM, previous)
     if failed_runs():

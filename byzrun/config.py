@@ -15,9 +15,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from byzrun.errors import ConfigError
+from byzrun.speed import RESULT_CHANGING_GPU_OPTIONS
 
 # keys that do not change a run's results, left out of its identity (hash)
-NON_SEMANTIC_KEYS = ("device", "results_dir", "progress", "eval_batch_size", "worker_chunk", "hydra")
+NON_SEMANTIC_KEYS = ("device", "results_dir", "progress", "eval_batch_size", "worker_chunk", "plan", "hydra")
 
 
 def _int(cfg: DictConfig, key: str, low: int) -> int:
@@ -129,7 +130,9 @@ def validate(cfg: DictConfig) -> None:
     sign_z = cfg.diagnostics.sign_flip_z
     if sign_z is not None and any(z < 0 for z in sign_z):
         raise ConfigError(f"diagnostics.sign_flip_z must hold values >= 0, got {list(sign_z)}")
-    if cfg.worker_chunk is not None:
+    if cfg.worker_chunk not in (None, "auto"):
+        if isinstance(cfg.worker_chunk, str) or isinstance(cfg.worker_chunk, bool):
+            raise ConfigError(f"worker_chunk must be auto, null or an integer >= 1, got {cfg.worker_chunk!r}")
         _int(cfg, "worker_chunk", 1)
     if not cfg.lr > 0:
         raise ConfigError(f"lr must be > 0, got {cfg.lr}")
@@ -191,6 +194,13 @@ def config_hash(cfg: DictConfig) -> str:
     container = OmegaConf.to_container(cfg, resolve=True)
     for key in NON_SEMANTIC_KEYS:
         container.pop(key, None)
+    # gpu.*: speed only, except tf32 and bf16, which change results: kept when not at their defaults
+    gpu = container.pop("gpu", None) or {}
+    changed = {
+        k: gpu[k] for k, default in RESULT_CHANGING_GPU_OPTIONS.items() if gpu.get(k, default) != default
+    }
+    if changed:
+        container["gpu"] = changed
     if isinstance(container.get("dataset"), dict):
         container["dataset"].pop("root", None)  # where the files are does not change the result
         container["dataset"].pop("download", None)

@@ -2,8 +2,8 @@
 
 The module's parameters are views into `theta`, so updating theta in place updates the model.
 worker_grads() runs torch.func.vmap(grad(loss)) over the worker dimension: one call, no Python
-loop over workers; its output is already the contiguous [k, d] matrix that attacks and defenses
-exchange.
+loop over workers (in chunks of `worker_chunk` workers, chosen by byzrun.chunking); its output is
+already the contiguous [k, d] matrix that attacks and defenses exchange.
 """
 
 from __future__ import annotations
@@ -13,13 +13,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
+from byzrun.chunking import check_spec, cpu_chunk, has_randomness, is_out_of_memory, log, probe_gpu_chunk
 from byzrun.exact import percent
 
 
 class FlatModel:
     """An nn.Module whose parameters are views into one flat vector `theta` [d]."""
 
-    def __init__(self, module: nn.Module, device: torch.device, worker_chunk: int | None = None):
+    def __init__(
+        self,
+        module: nn.Module,
+        device: torch.device,
+        worker_chunk: int | str | None = None,
+        *,
+        channels_last: bool = False,
+        compile: bool | str = False,
+        bf16: bool = False,
+    ):
         self.module = module.to(device)
         self.device = device
         params = list(module.named_parameters())
@@ -31,14 +41,62 @@ class FlatModel:
         for (_, p), view in zip(params, self.unflatten(self.theta).values()):
             p.data = view  # the module now reads its weights straight from theta
         self.buffers = dict(module.named_buffers())
-        # Differentiate w.r.t. the parameter dict, not the flat vector: the backward of a split
-        # of theta would concatenate [k, d] per worker, which costs more than copying into G.
-        self._grads = vmap(
-            grad_and_value(self._dict_loss),
-            in_dims=(None, 0, 0),
-            randomness="different",
-            chunk_size=worker_chunk,
-        )
+        check_spec(worker_chunk)
+        # speed options (config `gpu.*`, byzrun/speed.py): inputs in NHWC layout, torch.compile of the
+        # vmapped gradient function (True: inductor, or a backend's name), bfloat16 autocast
+        self.channels_last, self.compile, self.bf16 = channels_last, compile, bf16
+        self.chunk_spec = worker_chunk  # auto | None (all workers at once) | an int
+        self.chunk: int | None = None  # the chunk in use, resolved on the first worker_grads call
+        self._resolved = False
+        self._workers = 0  # workers of the first call (the round's n)
+        self._random = has_randomness(module)
+        self._vmapped: dict[int | None, object] = {}
+
+    def grads_fn(self, chunk: int | None):
+        """vmap(grad) over workers, `chunk` workers per pass (None: all at once), or for chunk="loop"
+        one worker's grad; built once per chunk."""
+        if chunk not in self._vmapped:
+            # Differentiate w.r.t. the parameter dict, not the flat vector: the backward of a split
+            # of theta would concatenate [k, d] per worker, which costs more than copying into G.
+            if chunk == "loop":  # one worker's grad, for the loop of _pass
+                self._vmapped[chunk] = grad_and_value(self._dict_loss)
+            else:
+                self._vmapped[chunk] = vmap(
+                    grad_and_value(self._dict_loss),
+                    in_dims=(None, 0, 0),
+                    randomness="different",
+                    chunk_size=chunk,
+                )
+            if self.compile:
+                backend = self.compile if isinstance(self.compile, str) else "inductor"
+                self._vmapped[chunk] = torch.compile(self._vmapped[chunk], backend=backend)
+        return self._vmapped[chunk]
+
+    @property
+    def chunk_used(self) -> int | None:
+        """Workers per pass in the last round (n when all at once); None before the first round."""
+        if not self._resolved:
+            return None
+        return self.chunk if self.chunk is not None and self.chunk < self._workers else self._workers
+
+    def _resolve_chunk(self, params: dict[str, Tensor], x: Tensor, y: Tensor) -> int | None:
+        if self.chunk_spec != "auto":
+            return self.chunk_spec
+        if self.device.type == "cuda":
+            return probe_gpu_chunk(lambda k: self.grads_fn(None)(params, x[:k], y[:k]), len(x), self.device)
+        return cpu_chunk(self.module)
+
+    def _rng_state(self):
+        if not self._random:
+            return None
+        cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        return torch.get_rng_state(), cuda
+
+    def _set_rng_state(self, state) -> None:
+        if state is not None:
+            torch.set_rng_state(state[0])
+            if state[1] is not None:
+                torch.cuda.set_rng_state(state[1], self.device)
 
     @property
     def d(self) -> int:
@@ -55,13 +113,54 @@ class FlatModel:
         return F.cross_entropy(self.forward(theta, x), y)
 
     def _dict_loss(self, params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
-        return F.cross_entropy(functional_call(self.module, {**params, **self.buffers}, (x,)), y)
+        if not self.bf16:
+            return F.cross_entropy(functional_call(self.module, {**params, **self.buffers}, (x,)), y)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+            logits = functional_call(self.module, {**params, **self.buffers}, (x,))
+        return F.cross_entropy(logits.float(), y)
 
     def worker_grads(self, x: Tensor, y: Tensor, theta: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Gradients [k, d] and losses [k] of k workers' batches x [k, b, ...], y [k, b]."""
         self.module.train()
-        grads, losses = self._grads(self.unflatten(self.theta if theta is None else theta), x, y)
+        params = self.unflatten(self.theta if theta is None else theta)
+        if self.channels_last and x.dim() == 5:  # each worker's [b, C, H, W] slice in NHWC order
+            x = x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+        if not self._resolved:
+            self.chunk, self._resolved, self._workers = self._resolve_chunk(params, x, y), True, len(x)
+        while True:
+            chunk = self.chunk if self.chunk is not None and self.chunk < len(x) else None
+            state = self._rng_state()
+            try:
+                return self._pass(chunk, params, x, y)
+            except Exception as exc:  # out of GPU memory: halve the chunk and redo the pass
+                if not is_out_of_memory(exc) or chunk == 1:
+                    raise
+                self.chunk = max(1, (chunk or len(x)) // 2)
+                log.warning(
+                    "out of GPU memory with %d workers per pass: retrying the round with worker_chunk=%d",
+                    chunk or len(x),
+                    self.chunk,
+                )
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                self._set_rng_state(state)
+
+    def _pass(
+        self, chunk: int | None, params: dict[str, Tensor], x: Tensor, y: Tensor
+    ) -> tuple[Tensor, Tensor]:
         G = torch.empty(len(x), self.d, device=self.theta.device, dtype=self.theta.dtype)
+        if chunk == 1 and not self._random:
+            # one worker at a time: a plain loop of grad() calls, without vmap's batching rules (on a
+            # CPU faster for conv models, and BatchNorm's rule is slow); each row written in place.
+            # Models that draw random numbers keep vmap, whose per-worker streams differ from a loop's.
+            losses = torch.empty(len(x), device=self.theta.device, dtype=self.theta.dtype)
+            single = self.grads_fn("loop")
+            for i in range(len(x)):
+                grads, losses[i] = single(params, x[i], y[i])
+                for name, block in zip(self.names, G[i].split(self.numels)):
+                    block.copy_(grads[name].reshape(-1))
+            return G, losses
+        grads, losses = self.grads_fn(chunk)(params, x, y)
         for name, block in zip(self.names, G.split(self.numels, dim=1)):
             block.copy_(grads[name].reshape(len(x), -1))
         return G, losses

@@ -36,6 +36,10 @@ class WorkerBatchNorm2d(nn.BatchNorm2d):
                     self.running_mean += x.mean(dim=(0, 2, 3))
                     self.running_var += x.var(dim=(0, 2, 3), unbiased=True)
                     self.num_batches_tracked += 1
+            if x.dtype != self.weight.dtype:  # bf16 autocast (gpu.bf16): normalise in float32
+                return F.batch_norm(x.float(), None, None, self.weight, self.bias, True, 0.0, self.eps).to(
+                    x.dtype
+                )
             return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
         return F.batch_norm(
             x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps

@@ -119,6 +119,8 @@ class SweepReport(Callback):
         print(f"run {hydra.job.num + 1} of {total}: {' '.join(hydra.overrides.task)}", flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.get("plan"):  # a plan trains nothing; its own totals say what would happen
+            return
         entries = collect(Path(str(config.hydra.sweep.dir)))
         counts = {outcome: sum(e["outcome"] == outcome for e in entries) for outcome in OUTCOMES}
         total = os.environ.get(RUNS_ENV) or str(len(entries))

@@ -37,6 +37,7 @@ from byzrun.preaggregation import Pipeline
 from byzrun.progress import Progress
 from byzrun.results import atomic_write_csv, is_finished, run_dir, start_run
 from byzrun.sampling import WorkerSampler, random_crop_flip
+from byzrun.speed import gpu_options
 
 log = logging.getLogger("byzrun")
 
@@ -80,7 +81,7 @@ def prepare(cfg: DictConfig) -> Setup | None:
     attack.validate(n=n, m=m, data=data)
     model_options = {k: v for k, v in OmegaConf.to_container(cfg.model).items() if k != "name"}
     module = build_model(cfg.model.name, data.in_shape, data.num_classes, **model_options)
-    model = FlatModel(module, device, cfg.worker_chunk)
+    model = FlatModel(module, device, cfg.worker_chunk, **gpu_options(cfg, device))
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     sampler = WorkerSampler(len(data.train_y), n, cfg.batch_size, cfg.sampling, generator, m)
     return Setup(cfg, device, out, defense, attack, data, model, sampler, generator)
@@ -244,6 +245,7 @@ def summarize(s: Setup, diverged_round: int | None, wall: float) -> dict:
         "row": cfg.get("row"),
         "config_hash": config_hash(cfg),
         "data_fingerprint": s.data.fingerprint,
+        "worker_chunk": s.model.chunk_used,  # workers per vectorised pass (speed only, byzrun/chunking.py)
     }
     row.update(s.attack.summary_fields())
     for column in ("backdoor_acc", "backdoor_acc_own"):

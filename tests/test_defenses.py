@@ -438,6 +438,21 @@ def test_robust_rules_stay_finite_under_non_finite_rows(name, value):
     assert bool(torch.isfinite(ROBUST_RULES[name]()(G, f + 1)).all()), name
 
 
+def test_finite_rows_without_a_float64_pass():
+    """finite_rows: a finite row whose float32 sum overflows is still finite; NaN, +-Inf, and +Inf next
+    to -Inf (a sum that could cancel) are not."""
+    from byzrun.defenses.distances import finite_rows
+
+    G = torch.randn(6, 50)
+    G[1, :4] = 3e38  # finite, but its float32 sum is +inf
+    G[2, 7] = math.nan
+    G[3, 0] = math.inf
+    G[4, 0], G[4, 1] = math.inf, -math.inf
+    G[5, 9] = -math.inf
+    assert finite_rows(G).tolist() == [True, True, False, False, False, False]
+    assert finite_rows(G[:2]).tolist() == [True, True]
+
+
 def test_mean_propagates_non_finite_rows():
     G = torch.randn(5, 3)
     G[-1] = math.nan
@@ -564,7 +579,7 @@ def test_the_cli_reports_a_bad_defense_option_in_one_line(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("name", ["trimmed_mean", "median", "krum", "bulyan"])
+@pytest.mark.parametrize("name", ["trimmed_mean", "median", "krum", "bulyan", "centered_clipping"])
 def test_the_benchmarks_naive_references_compute_the_same_rules(name):
     from byzrun.bench_aggregation import NAIVE, _matrix, rules
 

@@ -277,3 +277,23 @@ def test_a_sweep_skips_points_outside_a_rules_bound_with_a_log_line(tmp_path, mo
     out = capsys.readouterr()
     assert "skipped: defense bulyan tolerates at most f=1" in out.out + out.err
     assert len(list(results.glob("runs/*/summary.csv"))) == 1
+
+
+def test_a_sweep_plan_counts_and_estimates_without_training(tmp_path, monkeypatch, capsys):
+    """`byzrun -m ... +plan=true`: the number of runs, done (resume), skipped by a bound, to run with an
+    estimate from a short probe; nothing trained or written under results_dir."""
+    results = tmp_path / "results"
+    base = [*SWEEP[:10], "cell=table1/no_attack,table1/bulyan", "seed=1,2", "progress=false"]
+    base += ["hydra/launcher=basic", f"results_dir={results}"]
+    done_args = [a for a in base if a not in ("-m", "seed=1,2")] + ["seed=1"]
+    done_args = [a if not a.startswith("cell=") else "cell=table1/no_attack" for a in done_args]
+    assert run_cli(monkeypatch, *done_args) == 0  # one run already finished
+    before = sorted(p for p in results.rglob("*"))
+    capsys.readouterr()
+    assert run_cli(monkeypatch, *base, "+plan=true") == 0
+    out = capsys.readouterr().out
+    assert "plan: 4 runs: 1 already done, 2 skipped by a bound, 0 with errors, 1 to run" in out
+    assert "plan: estimated wall time" in out and "nothing was trained or written" in out
+    assert "4 runs: 0 done" not in out  # no sweep summary of runs that never ran
+    assert sorted(p for p in results.rglob("*")) == before  # no run folder, no sweep folder
+    assert "BYZRUN_PLAN_DIR" not in __import__("os").environ

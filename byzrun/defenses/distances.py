@@ -29,8 +29,18 @@ _CANCELLATION = 256.0
 
 
 def finite_rows(G: Tensor) -> Tensor:
-    """[n] bool: rows with no NaN or Inf. Summing in float64 cannot overflow a float32 row."""
-    return torch.isfinite(G.sum(1, dtype=torch.float64))
+    """[n] bool: rows with no NaN or Inf.
+
+    One per-row sum in G's own dtype: a row holding NaN or Inf has a non-finite sum, so a finite sum
+    proves the row finite. A finite row can still overflow to an infinite sum (values near the
+    dtype's maximum); only the rows whose sum is not finite are then checked element by element. No
+    float64 pass over [n, d], the same answer.
+    """
+    ok = torch.isfinite(G.sum(1))
+    if not bool(ok.all()):
+        suspect = (~ok).nonzero().squeeze(1)
+        ok[suspect] = torch.isfinite(G[suspect]).all(1)
+    return ok
 
 
 @contextmanager

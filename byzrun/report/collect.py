@@ -23,8 +23,11 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 IGNORED_KEYS = frozenset(
-    "seed device results_dir progress eval_batch_size worker_chunk dataset.root dataset.download".split()
+    "seed device results_dir progress eval_batch_size worker_chunk dataset.root dataset.download plan "
+    "gpu.channels_last gpu.compile".split()
 )
+#: result-changing options at their defaults count as absent (runs from before they existed share cells)
+DEFAULTS_AS_ABSENT = {"gpu.tf32": None, "gpu.bf16": False}
 IGNORED_PREFIXES = ("hydra.", "diagnostics.")
 TEXT_COLUMNS = [
     "dataset",
@@ -92,7 +95,11 @@ def is_ignored(key: str) -> bool:
 def result_settings(config: dict) -> dict:
     """The settings that change a run's result, as a flat dict sorted by key (null values left out)."""
     flat = flatten(config)
-    return {k: flat[k] for k in sorted(flat) if not is_ignored(k) and flat[k] is not None}
+    return {
+        k: flat[k]
+        for k in sorted(flat)
+        if not is_ignored(k) and flat[k] is not None and DEFAULTS_AS_ABSENT.get(k, ...) != flat[k]
+    }
 
 
 def show(value) -> str:

@@ -1,0 +1,152 @@
+"""Speed-only settings: threads per job, the worker chunk, the GPU options (CPU only, in process)."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from byzrun.speed import configure_threads, parallel_jobs, threads_per_job
+
+JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+
+
+def test_threads_per_job_share_the_cores(monkeypatch, caplog):
+    assert threads_per_job(2, 2) == 1 and threads_per_job(16, 3) == 5 and threads_per_job(2, 8) == 1
+    assert parallel_jobs(None) == 1
+    assert parallel_jobs({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}) == 1
+    assert parallel_jobs({"_target_": JOBLIB, "n_jobs": 4}) == 4
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert parallel_jobs({"_target_": JOBLIB, "n_jobs": -1}) == 8
+    before = torch.get_num_threads()
+    try:
+        with caplog.at_level(logging.INFO, logger="byzrun"):
+            assert configure_threads({"_target_": JOBLIB, "n_jobs": 2}, env={}) == 4
+        assert torch.get_num_threads() == 4
+        assert "threads: 4 per job (8 cores shared by 2 jobs" in caplog.text
+        caplog.clear()
+        torch.set_num_threads(1)
+        with caplog.at_level(logging.INFO, logger="byzrun"):  # the user's OMP_NUM_THREADS wins
+            assert configure_threads({"_target_": JOBLIB, "n_jobs": 2}, env={"OMP_NUM_THREADS": "1"}) == 1
+        assert torch.get_num_threads() == 1 and "OMP_NUM_THREADS=1" in caplog.text
+        assert configure_threads(None, env={}) == 1  # a single run keeps torch's default
+    finally:
+        torch.set_num_threads(before)
+
+
+# ------------------------------------------------------------------------------- worker_chunk
+
+
+def _tiny_cnn():
+    from byzrun.flat_model import FlatModel
+    from byzrun.models import build_model
+
+    torch.manual_seed(0)
+    return lambda chunk: FlatModel(build_model("cnn", (3, 32, 32), 10), torch.device("cpu"), chunk)
+
+
+def test_auto_chunk_on_cpu_follows_the_measured_rule():
+    from byzrun.flat_model import FlatModel
+    from byzrun.models import build_model
+
+    x, y = torch.randn(3, 2, 3, 32, 32), torch.randint(10, (3, 2))
+    cnn = _tiny_cnn()("auto")
+    G, _ = cnn.worker_grads(x, y)
+    assert cnn.chunk == 1 and cnn.chunk_used == 1
+    full = FlatModel(cnn.module, torch.device("cpu"), None)
+    G_full, _ = full.worker_grads(x, y)
+    assert full.chunk_used == 3
+    # one worker per pass or all at once: the same gradients up to float32 rounding
+    assert torch.allclose(G, G_full, rtol=1e-5, atol=1e-7)
+    mlp = FlatModel(build_model("mlp", (1, 8, 8), 10), torch.device("cpu"), "auto")
+    mlp.worker_grads(torch.randn(4, 2, 1, 8, 8), torch.randint(10, (4, 2)))
+    assert mlp.chunk is None and mlp.chunk_used == 4
+    dropout = FlatModel(build_model("momentum_cnn", (3, 8, 8), 10), torch.device("cpu"), "auto")
+    assert dropout._resolve_chunk({}, x, y) is None  # random draws depend on the chunk: all at once
+
+
+def test_out_of_memory_halves_the_chunk_and_redoes_the_round(caplog):
+    """A simulated torch.cuda.OutOfMemoryError for passes of more than one worker: the round is redone
+    with half the chunk, twice, with one log line each, and gives the same gradients."""
+    from byzrun.chunking import gpu_chunk
+
+    x, y = torch.randn(4, 2, 3, 32, 32), torch.randint(10, (4, 2))
+    make = _tiny_cnn()
+    model = make(None)
+    reference, losses = model.worker_grads(x, y)
+    real = model.grads_fn
+
+    def grads_fn(chunk):
+        if chunk != "loop" and (chunk is None or chunk > 1):
+
+            def out_of_memory(*args):
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+            return out_of_memory
+        return real(chunk)
+
+    model.grads_fn = grads_fn
+    with caplog.at_level(logging.WARNING, logger="byzrun"):
+        G, L = model.worker_grads(x, y)
+    assert model.chunk == 1 and model.chunk_used == 1
+    assert caplog.text.count("out of GPU memory") == 2 and "worker_chunk=2" in caplog.text
+    assert torch.allclose(G, reference, rtol=1e-5, atol=1e-7) and torch.allclose(L, losses)
+    assert gpu_chunk(100, 1000, 51) == 8 and gpu_chunk(10, 1e9, 51) == 51 and gpu_chunk(1e9, 10, 51) == 1
+
+
+def test_bench_machine_lines():
+    from byzrun.bench import machine_line
+
+    row = {"key": "cnn", "model": "cnn", "chunk": 1, "chosen_over_loop": 1.2912, "speedup": float("nan")}
+    assert machine_line(row, ["chunk", "chosen_over_loop", "speedup"], "model") == (
+        "model=cnn chunk=1 chosen_over_loop=1.29"
+    )
+
+
+# ------------------------------------------------------------------------------- gpu options
+
+
+def test_gpu_options_hash_only_when_they_change_results():
+    from omegaconf import open_dict
+
+    from byzrun.config import config_hash
+    from tests.conftest import make_cfg
+
+    base = make_cfg("dataset=digits")
+    plain = config_hash(base)
+    without = base.copy()
+    with open_dict(without):
+        del without["gpu"]
+    assert config_hash(without) == plain  # runs written before the options existed keep their hash
+    for speed_only in ("gpu.channels_last=true", "gpu.compile=true", "worker_chunk=3", "gpu.tf32=null"):
+        assert config_hash(make_cfg("dataset=digits", speed_only)) == plain, speed_only
+    for changing in ("gpu.bf16=true", "gpu.tf32=true", "gpu.tf32=false"):
+        assert config_hash(make_cfg("dataset=digits", changing)) != plain, changing
+
+
+def test_channels_last_and_compile_keep_the_gradients_and_bf16_changes_them():
+    from byzrun.flat_model import FlatModel
+    from byzrun.models import build_model
+
+    torch.manual_seed(0)
+    module = build_model("cnn", (3, 32, 32), 10)
+    x, y = torch.randn(2, 3, 3, 32, 32), torch.randint(10, (2, 3))
+    cpu = torch.device("cpu")
+    G, _ = FlatModel(module, cpu, None).worker_grads(x, y)
+    G_cl, _ = FlatModel(module, cpu, None, channels_last=True).worker_grads(x, y)
+    assert torch.allclose(G_cl, G, rtol=1e-5, atol=1e-7)
+    G_bf, _ = FlatModel(module, cpu, None, bf16=True).worker_grads(x, y)
+    error = (G_bf - G).norm() / G.norm()
+    assert 1e-4 < error < 0.1  # bfloat16's 8-bit mantissa: close, not equal
+    mlp = FlatModel(build_model("mlp", (1, 8, 8), 10), cpu, None)
+    xm, ym = torch.randn(3, 4, 1, 8, 8), torch.randint(10, (3, 4))
+    compiled = FlatModel(mlp.module, cpu, None, compile="eager")  # the tracing path, no compiler
+    assert torch.allclose(compiled.worker_grads(xm, ym)[0], mlp.worker_grads(xm, ym)[0])
+
+
+def test_tables_ignore_speed_options_and_defaults():
+    from byzrun.report.collect import result_settings
+
+    off = {"lr": 0.1, "gpu": {"tf32": None, "bf16": False, "channels_last": True, "compile": True}}
+    assert result_settings(off) == {"lr": 0.1}  # the same cell as runs from before the options
+    assert result_settings({"lr": 0.1, "gpu": {"bf16": True}}) == {"gpu.bf16": True, "lr": 0.1}
