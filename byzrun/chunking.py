@@ -9,8 +9,9 @@
   matrix product over all workers is the fastest. A chunk of 1 on a model without random layers runs
   as a plain loop of grad() calls (FlatModel._pass): for the WideResNet (WRN-10-1, batch 32) vmap's
   BatchNorm batching made even one worker per pass about 1.3x slower than a loop. (These timings were
-  taken while other experiments kept both cores busy: ratios, not absolute times; `make bench`
-  measures them again.)
+  taken while other experiments kept both cores busy. On a quiet machine the CNN's chunk-1 path was
+  2.9x faster than all workers in one pass but 0.89x a plain loop of module backward passes: a plain
+  loop writing into G is the next step for conv models on CPU; `make bench` measures it.)
 - CUDA: the largest chunk that fits in free memory, from the peak memory of a one-worker probe, and
   halved (one log line) whenever a round still runs out of memory.
 - Models that draw random numbers (dropout: `momentum_cnn`) always run all n workers in one pass on
