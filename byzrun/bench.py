@@ -4,7 +4,8 @@ line per model and per rule.
 1. Honest gradients of one round, per model (n=51 workers, batch 128 each; the WideResNet at a size
    the device can run), four ways, timed in one process and interleaved (every repeat times each way
    once, so machine noise hits all alike; the best of the repeats counts):
-     chosen  byzrun's path: FlatModel with worker_chunk=auto
+     chosen  byzrun's path: FlatModel with worker_chunk=auto (on a CPU, conv models: a loop of backward
+             passes split over the threads, NHWC inputs; byzrun.chunking)
      full    all n workers in one vmap pass (worker_chunk=null)
      loop    a plain Python loop of n ordinary backward passes (the peers' way)
      single  one ordinary backward pass over the same n*b samples (the limit)

@@ -2,21 +2,20 @@
 
 `worker_chunk=auto` (the default):
 
-- CPU: 1 for models with convolutions, all n at once for the others. Measured on a 2-core CPU
-  (CIFAR-10 CNN, n=51, batch 128, one thread, `make bench`): all 51 workers in one pass 2.3 s, chunks
-  of 17: 2.8 s, 8: 1.8 s, 4: 1.4 s, 1: 0.95 s, a plain Python loop of backward passes 1.2 s: one huge
-  batched (grouped) convolution is slower on a CPU than many small ones. For the MLP one batched
-  matrix product over all workers is the fastest. A chunk of 1 on a model without random layers runs
-  as a plain loop of grad() calls (FlatModel._pass): for the WideResNet (WRN-10-1, batch 32) vmap's
-  BatchNorm batching made even one worker per pass about 1.3x slower than a loop. (These timings were
-  taken while other experiments kept both cores busy. On a quiet machine the CNN's chunk-1 path was
-  2.9x faster than all workers in one pass but 0.89x a plain loop of module backward passes: a plain
-  loop writing into G is the next step for conv models on CPU; `make bench` measures it.)
+- CPU: 1 for models with convolutions, all n at once for the others. One worker per pass runs as a
+  plain loop of ordinary backward passes split over the CPU threads (byzrun.worker_loop), with NHWC
+  inputs (`gpu.channels_last: null` turns them on for conv models without dropout on a CPU).
+  Measured on a 2-core CPU (CIFAR-10 CNN, n=51, batch 128, `make bench`): all 51 workers in one vmap
+  pass is 3-5x slower than a loop, and even one backward pass over all n*b samples is slower than the
+  loop (one huge convolution runs out of cache); the threads and NHWC make the loop 1.3-1.5x faster
+  than the peers' plain loop (2 threads). For the MLP one batched matrix product over all workers is
+  the fastest. momentum_cnn (dropout) went from 8.6 s a round in one vmap pass to 2.2 s (n=25, b=50).
 - CUDA: the largest chunk that fits in free memory, from the peak memory of a one-worker probe, and
   halved (one log line) whenever a round still runs out of memory.
-- Models that draw random numbers (dropout: `momentum_cnn`) always run all n workers in one pass on
-  the CPU, and on CUDA as long as memory allows: vmap draws a different stream per chunk size, so
-  another chunk would change their results.
+- Models that draw random numbers (dropout: `momentum_cnn`): vmap draws a different stream per chunk
+  size, so on CUDA they run all n workers in one pass as long as memory allows. On a CPU they loop like
+  the other conv models, in worker order on one Python thread so that every worker's dropout masks are
+  fixed by the seed.
 
 Chunks change nothing else: each worker's gradient is computed from its own batch alone; only the
 convolution algorithm picked for a chunk may round differently (float32 noise, tests/test_speed.py).
@@ -55,8 +54,8 @@ def check_spec(spec) -> None:
 
 
 def cpu_chunk(module: nn.Module) -> int | None:
-    """The measured CPU rule: 1 for convolutional models (without dropout), else None (all at once)."""
-    return 1 if has_conv(module) and not has_randomness(module) else None
+    """The measured CPU rule: 1 for convolutional models, else None (all at once)."""
+    return 1 if has_conv(module) else None
 
 
 def gpu_chunk(per_worker_bytes: float, free_bytes: float, n: int, share: float = GPU_MEMORY_SHARE) -> int:

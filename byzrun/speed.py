@@ -64,14 +64,14 @@ RESULT_CHANGING_GPU_OPTIONS = {"tf32": None, "bf16": False}
 
 def gpu_options(cfg, device: torch.device) -> dict:
     """Apply gpu.tf32 (torch's global switches) and return FlatModel's keyword options from cfg.gpu
-    (configs written before these options existed have no `gpu` node: every option off)."""
+    (configs written before these options existed have no `gpu` node: the defaults)."""
     gpu = cfg.get("gpu") or {}
     tf32 = gpu.get("tf32")
     if tf32 is not None:  # null leaves torch's defaults: TF32 convolutions, IEEE matmuls
         torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
         torch.backends.cudnn.allow_tf32 = bool(tf32)
     options = {
-        "channels_last": bool(gpu.get("channels_last", False)),
+        "channels_last": None if gpu.get("channels_last") is None else bool(gpu.get("channels_last")),
         "compile": gpu.get("compile", False) or False,
         "bf16": bool(gpu.get("bf16", False)),
     }

@@ -253,8 +253,32 @@ def random_G(n, d, seed):
     return G
 
 
+@pytest.fixture(params=["numpy", "network"])
+def column_sort(request, monkeypatch):
+    """Both ways byzrun.defenses.order sorts columns on a CPU, in blocks of 7 columns."""
+    from byzrun.defenses import order
+
+    monkeypatch.setattr(order, "_NUMPY_BLOCK", 7)
+    monkeypatch.setattr(order, "_NETWORK_CPU_BLOCK", 7)
+    if request.param == "network":
+        monkeypatch.setattr(order, "_NUMPY_SORTS", ())
+    return request.param
+
+
+@pytest.mark.parametrize("n", [2, 5, 27, 33, 51])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_column_sorts_agree_with_torch_sort_with_non_finite_values(n, dtype, column_sort):
+    from byzrun.defenses.order import column_map
+
+    G = torch.randn(n, 30, dtype=dtype)
+    G[0, :6], G[-1, 4:12], G[n // 2, 10:20] = math.nan, math.inf, -math.inf
+    expected = torch.nan_to_num(G, nan=math.inf, posinf=math.inf, neginf=-math.inf).sort(0).values
+    for k in range(n):
+        assert torch.equal(column_map(G, lambda S, k=k: S[k].clone()), expected[k]), k
+
+
 @pytest.mark.parametrize("n, d, f", SHAPES)
-def test_coordinate_wise_rules_agree_with_brute_force(n, d, f):
+def test_coordinate_wise_rules_agree_with_brute_force(n, d, f, column_sort):
     G = random_G(n, d, seed=n * d)
     for even in ("average", "lower"):
         expected = per_coordinate(G, lambda c, even=even: ref_median(c, even))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 import torch
 
+from byzrun.errors import ConfigError
 from byzrun.speed import configure_threads, parallel_jobs, threads_per_job
 
 JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
@@ -61,8 +63,36 @@ def test_auto_chunk_on_cpu_follows_the_measured_rule():
     mlp = FlatModel(build_model("mlp", (1, 8, 8), 10), torch.device("cpu"), "auto")
     mlp.worker_grads(torch.randn(4, 2, 1, 8, 8), torch.randint(10, (4, 2)))
     assert mlp.chunk is None and mlp.chunk_used == 4
-    dropout = FlatModel(build_model("momentum_cnn", (3, 8, 8), 10), torch.device("cpu"), "auto")
-    assert dropout._resolve_chunk({}, x, y) is None  # random draws depend on the chunk: all at once
+    assert cnn.channels_last and not mlp.channels_last  # NHWC inputs for conv models on a CPU
+
+
+def test_a_model_with_dropout_loops_over_workers_in_order_on_a_cpu():
+    """Dropout masks are drawn worker by worker in order, on one Python thread: the seed fixes them,
+    whatever the number of torch threads, and each row is that worker's ordinary backward pass."""
+    from byzrun.flat_model import FlatModel
+    from byzrun.models import build_model
+
+    torch.manual_seed(0)
+    module = build_model("momentum_cnn", (3, 8, 8), 10)
+    dropout = FlatModel(module, torch.device("cpu"), "auto")
+    x, y = torch.randn(4, 3, 3, 8, 8), torch.randint(10, (4, 3))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        torch.manual_seed(7)
+        G, losses = dropout.worker_grads(x, y)
+    finally:
+        torch.set_num_threads(before)
+    assert dropout.chunk_used == 1 and not dropout.channels_last  # NHWC would move the masks
+    with pytest.raises(ConfigError, match="gpu.channels_last=null"):
+        FlatModel(module, torch.device("cpu"), "auto", channels_last=True)
+    torch.manual_seed(7)
+    module.train()
+    for i in range(4):
+        loss = torch.nn.functional.cross_entropy(module(x[i]), y[i])
+        row = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, list(module.parameters()))])
+        torch.testing.assert_close(G[i], row, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(losses[i], loss.detach())
 
 
 def test_out_of_memory_halves_the_chunk_and_redoes_the_round(caplog):
@@ -77,7 +107,7 @@ def test_out_of_memory_halves_the_chunk_and_redoes_the_round(caplog):
     real = model.grads_fn
 
     def grads_fn(chunk):
-        if chunk != "loop" and (chunk is None or chunk > 1):
+        if chunk is None or chunk > 1:
 
             def out_of_memory(*args):
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
@@ -150,3 +180,17 @@ def test_tables_ignore_speed_options_and_defaults():
     off = {"lr": 0.1, "gpu": {"tf32": None, "bf16": False, "channels_last": True, "compile": True}}
     assert result_settings(off) == {"lr": 0.1}  # the same cell as runs from before the options
     assert result_settings({"lr": 0.1, "gpu": {"bf16": True}}) == {"gpu.bf16": True, "lr": 0.1}
+
+
+def test_bench_before_loads_a_revision_beside_the_working_tree(tmp_path):
+    """The before/after bench imports the package at a git revision under another name and times
+    every rule from both; here HEAD against the working tree, on a tiny matrix."""
+    from byzrun import bench_before
+
+    before = bench_before.load_revision("HEAD", tmp_path)
+    assert before.__name__ == "byzrun_before.defenses" and before.RULES.classes()
+    table = bench_before.compare(before, dims=(40,), n=7, f=1, device="cpu", repeats=1)
+    assert {"krum", "median", "centered_clipping(center=zero)"} <= set(table.rule)
+    assert (table.before_ms > 0).all() and (table.now_ms > 0).all() and table.same_output.all()
+    with pytest.raises(bench_before.RevisionMissing, match="no-such-revision"):
+        bench_before.load_revision("no-such-revision", tmp_path / "other")
