@@ -21,12 +21,13 @@ from byzrun.bench import MODELS, best_times
 from byzrun.flat_model import FlatModel
 from byzrun.models import build_model
 
+#: every option switched on alone (the others off: channels_last=None would turn NHWC on for CPU conv models)
 OPTIONS = {
-    "none": {},
-    "tf32": {"tf32": True},
+    "none": {"channels_last": False},
+    "tf32": {"tf32": True, "channels_last": False},
     "channels_last": {"channels_last": True},
-    "compile": {"compile": True},
-    "bf16": {"bf16": True},
+    "compile": {"compile": True, "channels_last": False},
+    "bf16": {"bf16": True, "channels_last": False},
     "speed_only": {"channels_last": True, "compile": True},
 }
 
