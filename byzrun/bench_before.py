@@ -37,6 +37,8 @@ from byzrun.bench_aggregation import _matrix, _sync
 DEFAULT_REV = "fe2263b"
 ROOT = Path(__file__).resolve().parent.parent
 ALIAS = "byzrun_before"
+#: how far apart identical code measures on a shared 2-core machine (Krum, unchanged: 0.97-1.01)
+NOISE = 0.05
 #: rule variants beyond the defaults: (label, registry name, options)
 VARIANTS = [
     ("centered_clipping(center=zero)", "centered_clipping", {"center": "zero"}),
@@ -142,8 +144,9 @@ def main(argv: list[str] | None = None) -> None:
             f"rule={row['rule']} d={row['d']} before_ms={row['before_ms']:.3g} "
             f"now_ms={row['now_ms']:.3g} speedup={row['speedup']:.3g} max_abs_diff={row['max_abs_diff']:.2g}"
         )
-    slower = table[table.speedup < 1.0]
-    print(f"slower than before: {', '.join(f'{r} (d={d})' for r, d in zip(slower.rule, slower.d)) or 'none'}")
+    slower = table[table.speedup < 1 - NOISE]
+    listed = ", ".join(f"{r} (d={d})" for r, d in zip(slower.rule, slower.d)) or "none"
+    print(f"slower than before by more than {NOISE:.0%} (what identical code measures apart): {listed}")
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         table.to_csv(Path(args.out) / "before.csv", index=False)
