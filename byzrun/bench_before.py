@@ -50,15 +50,26 @@ class RevisionMissing(RuntimeError):
     """Not a git checkout, or one without the revision (a shallow clone)."""
 
 
-def load_revision(rev: str, into: Path):
-    """byzrun as it was at `rev`, importable as `byzrun_before` (its `byzrun` imports renamed)."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", rev, "byzrun"], capture_output=True, check=False
-    )
-    if archive.returncode != 0:
-        raise RevisionMissing(f"cannot read revision {rev!r} here: {archive.stderr.decode().strip()}")
-    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
-        tar.extractall(into, filter="data")
+def archive(rev: str) -> bytes:
+    """The package folder at `rev` as a tar archive (`git archive`)."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", "--format=tar", rev, "byzrun"],
+            capture_output=True,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise RevisionMissing(f"cannot read revision {rev!r}: git is not installed") from exc
+    if done.returncode != 0:
+        raise RevisionMissing(f"cannot read revision {rev!r} here: {done.stderr.decode().strip()}")
+    return done.stdout
+
+
+def import_package(tar: bytes, into: Path):
+    """Unpack a tar holding `byzrun/` into `into` as `byzrun_before` (its imports renamed) and import
+    its defenses."""
+    with tarfile.open(fileobj=BytesIO(tar)) as archive_file:
+        archive_file.extractall(into, filter="data")
     package = into / ALIAS
     (into / "byzrun").rename(package)
     pattern = re.compile(r"\bbyzrun(?=[.\s])")
@@ -71,6 +82,11 @@ def load_revision(rev: str, into: Path):
         return importlib.import_module(f"{ALIAS}.defenses")
     finally:
         sys.path.remove(str(into))
+
+
+def load_revision(rev: str, into: Path):
+    """byzrun as it was at `rev`, importable as `byzrun_before`."""
+    return import_package(archive(rev), into)
 
 
 def rule_pairs(before_defenses) -> list[tuple[str, object, object]]:

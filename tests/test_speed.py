@@ -182,15 +182,26 @@ def test_tables_ignore_speed_options_and_defaults():
     assert result_settings({"lr": 0.1, "gpu": {"bf16": True}}) == {"gpu.bf16": True, "lr": 0.1}
 
 
-def test_bench_before_loads_a_revision_beside_the_working_tree(tmp_path):
-    """The before/after bench imports the package at a git revision under another name and times
-    every rule from both; here HEAD against the working tree, on a tiny matrix."""
+def test_bench_before_imports_an_earlier_package_beside_the_working_tree(tmp_path):
+    """The before/after bench imports the package of a git revision under another name and times every
+    rule from both; here the working tree's own package (as `git archive` would pack it) on a tiny
+    matrix, so both give the same outputs."""
+    import io
+    import tarfile
+
     from byzrun import bench_before
 
-    before = bench_before.load_revision("HEAD", tmp_path)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(
+            bench_before.ROOT / "byzrun",
+            arcname="byzrun",
+            filter=lambda t: None if "__pycache__" in t.name else t,
+        )
+    before = bench_before.import_package(buffer.getvalue(), tmp_path)
     assert before.__name__ == "byzrun_before.defenses" and before.RULES.classes()
     table = bench_before.compare(before, dims=(40,), n=7, f=1, device="cpu", repeats=1)
     assert {"krum", "median", "centered_clipping(center=zero)"} <= set(table.rule)
     assert (table.before_ms > 0).all() and (table.now_ms > 0).all() and (table.max_abs_diff == 0).all()
     with pytest.raises(bench_before.RevisionMissing, match="no-such-revision"):
-        bench_before.load_revision("no-such-revision", tmp_path / "other")
+        bench_before.archive("no-such-revision")
