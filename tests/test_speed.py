@@ -205,3 +205,29 @@ def test_bench_before_imports_an_earlier_package_beside_the_working_tree(tmp_pat
     assert (table.before_ms > 0).all() and (table.now_ms > 0).all() and (table.max_abs_diff == 0).all()
     with pytest.raises(bench_before.RevisionMissing, match="no-such-revision"):
         bench_before.archive("no-such-revision")
+
+
+def test_the_worker_loop_splits_the_workers_over_threads_and_keeps_every_row():
+    """With 2 torch threads the loop runs on 2 Python threads: the same rows as one thread, each the
+    worker's own backward pass; a parameter the loss does not use gets a zero gradient."""
+    from byzrun.worker_loop import loop_grads
+
+    torch.manual_seed(0)
+    cnn = _tiny_cnn()("auto")
+    x, y = torch.randn(5, 3, 3, 32, 32), torch.randint(10, (5, 3))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        G2, L2 = cnn.worker_grads(x, y)
+        assert torch.get_num_threads() == 2  # restored after the split
+    finally:
+        torch.set_num_threads(before)
+    G1, L1 = cnn.worker_grads(x, y)
+    torch.testing.assert_close(G2, G1, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(L2, L1)
+    w, unused = torch.randn(4, requires_grad=True), torch.randn(2, requires_grad=True)
+    xs = torch.randn(3, 4)
+    G, losses = loop_grads(lambda xi, yi: (w * xi).sum() * yi, [w, unused], xs, torch.full((3,), 2.0), 2)
+    assert G.shape == (3, 6) and torch.equal(G[:, 4:], torch.zeros(3, 2))
+    torch.testing.assert_close(G[:, :4], 2 * xs)  # d/dw of 2 <w, x_i>
+    torch.testing.assert_close(losses, 2 * xs @ w.detach())
