@@ -6,8 +6,8 @@ A speed claim such as "every rule at least as fast as before" needs both version
 run on the same machine: this one extracts the package at `--rev` (`git archive`) into a temporary
 folder as the package `byzrun_before` (its own imports renamed), builds each rule from both, and times
 them interleaved on the same [n, d] matrix (each repeat times before, then now; the median counts).
-`max_abs_diff` is the largest difference between their outputs (0: bit-identical; a mean of sorted
-values summed in other blocks differs by float32 rounding).
+`max_abs_diff` is the largest difference between their outputs (0: bit-identical, so runs made
+before reproduce exactly).
 The default revision is where the issue "Fastest simulator for every model and device" started.
 
 Besides every rule with its defaults, centered clipping is timed with center=zero and center=mean:

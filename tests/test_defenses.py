@@ -258,8 +258,7 @@ def column_sort(request, monkeypatch):
     """Both ways byzrun.defenses.order sorts columns on a CPU, in blocks of 7 columns."""
     from byzrun.defenses import order
 
-    monkeypatch.setattr(order, "_NUMPY_BLOCK", 7)
-    monkeypatch.setattr(order, "_NETWORK_CPU_BLOCK", 7)
+    monkeypatch.setattr(order, "_CPU_BLOCK", 7)
     if request.param == "network":
         monkeypatch.setattr(order, "_NUMPY_SORTS", ())
     return request.param

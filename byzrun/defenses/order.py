@@ -29,11 +29,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-# Columns per block: for the network 64 x 16,384 float32 values (4 MiB) per buffer was the fastest on
-# a 2-core CPU; numpy sorts a column after gathering it at a stride of the block's width, which must
-# not be a power of two (cache aliasing made 16,384 columns 5x slower than 6,000).
-_NETWORK_CPU_BLOCK = 16_384
-_NUMPY_BLOCK = 6_000
+# Columns per block: 64 x 16,384 float32 values (4 MiB) per buffer was the fastest for the network on a
+# 2-core CPU. The block width also fixes how torch sums a block's rows (a trimmed mean's rounding), so
+# both sorts use it. numpy gathers each column at the buffer's row stride, which must not be a power
+# of two (cache aliasing made it 5x slower): its buffer rows are padded by _NUMPY_PAD values.
+_CPU_BLOCK = 16_384
+_NUMPY_PAD = 16
 _CUDA_BLOCK = 1 << 20
 #: dtypes numpy sorts with its SIMD kernels; others (bfloat16, float16) take the network on CPU too
 _NUMPY_SORTS = (torch.float32, torch.float64)
@@ -87,12 +88,15 @@ def column_map(G: Tensor, fn: Callable[[Tensor], Tensor], rows: Tensor | None = 
     use_numpy = (
         G.device.type == "cpu" and G.dtype in _NUMPY_SORTS and (N > 32 or torch.get_num_threads() == 1)
     )
-    block = _NUMPY_BLOCK if use_numpy else _CUDA_BLOCK if G.device.type == "cuda" else _NETWORK_CPU_BLOCK
+    block = _CUDA_BLOCK if G.device.type == "cuda" else _CPU_BLOCK
     out = torch.empty(d, dtype=G.dtype, device=G.device)
     buffers: dict[int, tuple[Tensor, Tensor]] = {}
     for start in range(0, d, block):
         c = min(block, d - start)
-        if c not in buffers:
+        if c not in buffers and use_numpy:
+            S = torch.empty(n, c + _NUMPY_PAD, dtype=G.dtype, device=G.device)[:, :c]
+            buffers[c] = (S, S)
+        elif c not in buffers:
             S = torch.empty(N, c, dtype=G.dtype, device=G.device)
             S[n:] = math.inf  # padding rows stay at the top
             buffers[c] = (S, torch.empty_like(S))
