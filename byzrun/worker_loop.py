@@ -20,12 +20,14 @@ import torch
 from torch import Tensor
 
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None or _pool._max_workers < workers:
-        _pool = ThreadPoolExecutor(workers, thread_name_prefix="byzrun-worker-loop")
+    """One pool for the process, grown when a round wants more threads than it has."""
+    global _pool, _pool_size
+    if _pool is None or _pool_size < workers:
+        _pool, _pool_size = ThreadPoolExecutor(workers, thread_name_prefix="byzrun-worker-loop"), workers
     return _pool
 
 
