@@ -681,3 +681,19 @@ def test_the_committed_reproduction_regenerates_exactly(tmp_path):
     assert written == committed
     for name in written:
         assert (tmp_path / name).read_bytes() == (paper / name).read_bytes(), name
+
+
+def test_momentum_attacks_are_named_by_the_preset_their_settings_match():
+    """The Distributed Momentum paper's "little" and "empire" are byzrun's alie and ipm with that
+    code's options: a run is labelled by the preset its attack.* settings equal."""
+    from byzrun.report.collect import Run
+    from byzrun.report.presets import attack_label, presets
+
+    def run(attack, settings):
+        return Run(Path("r"), "r", {"attack": attack}, 1, {"name": "momentum", **settings})
+
+    assert attack_label(run("alie", presets("attack")["little"])) == "little"
+    assert attack_label(run("ipm", presets("attack")["empire"])) == "empire"  # also ipm.yaml's defaults
+    assert attack_label(run("alie", presets("attack")["alie"])) == "alie"
+    changed = {**presets("attack")["little"], "attack.factor": 2.0}
+    assert attack_label(run("alie", changed)) == "alie"  # no preset: the summary's name

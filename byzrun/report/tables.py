@@ -21,6 +21,7 @@ import pandas as pd
 
 from byzrun.report.captions import alternatives, differences, fmt, protocol_parts, seeds_text
 from byzrun.report.collect import Run, settings_hash, show, warn, without
+from byzrun.report.presets import attack_label
 from byzrun.report.specs import (
     MOMENTUM,
     MOMENTUM_TITLE,
@@ -258,7 +259,7 @@ def momentum_sections(runs: list[Run]) -> list[Section]:
 def momentum_fields(run: Run) -> dict:
     """What a momentum row shows of its settings: attack, defense, f (= m) and lr."""
     return {
-        "attack": run.text("attack", "?"),
+        "attack": attack_label(run),
         "defense": run.text("defense", "?"),
         "f": run.settings.get("m"),
         "lr": run.settings.get("lr", run.value("lr")),
