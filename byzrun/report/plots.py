@@ -103,10 +103,13 @@ def plot_section(section: Section, path: Path) -> bool:
 
 def plot_variance_norm(section: Section, path: Path) -> bool:
     """Variance-norm ratio over rounds of a momentum section (mean over seeds, log scale): one small panel
-    per row (attack, defense, f, lr), server momentum solid and worker momentum dashed, rows of panels
-    per attack; False when no run logged the ratio."""
-    attacks = sorted({row.fields["attack"] for row in section.rows})
-    by_attack = [[row for row in section.rows if row.fields["attack"] == a] for a in attacks]
+    per row (attack, defense, f, lr), server momentum solid and worker momentum dashed, a row of panels
+    per (attack, lr); False when no run logged the ratio."""
+    keys = sorted({(row.fields["attack"], str(row.fields["lr"])) for row in section.rows})
+    by_attack = [
+        [row for row in section.rows if (row.fields["attack"], str(row.fields["lr"])) == k] for k in keys
+    ]
+    attacks = [attack for attack, _ in keys]
     ncols = max(len(rows) for rows in by_attack)
     fig, axes = plt.subplots(
         len(attacks),
