@@ -20,7 +20,8 @@ from pathlib import Path
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from byzrun.paths import CONF_DIR
+
 #: keys every defense YAML has: they configure the pipeline around the rule (byzrun/build.py)
 COMMON = ("_target_", "allow_out_of_bound", "pre", "name")
 HEADERS = {

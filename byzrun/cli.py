@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -17,10 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 from byzrun import __version__, progress
 from byzrun.errors import BoundError, ByzrunError
 from byzrun.guard import translated
+from byzrun.paths import CONF_DIR
 from byzrun.sweep import clean_up_interrupted, failed_runs, record
 from byzrun.sweep import reset as reset_sweep
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("byzrun")
 
 
@@ -58,7 +57,7 @@ def failed(exc: BaseException, status: int) -> None:
     record("failed", message)
 
 
-@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> float | None:
     from byzrun.speed import configure_threads
     from byzrun.train import run  # imported here so `byzrun --help` stays fast

@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from byzrun.errors import ConfigError
+from byzrun.paths import CONF_DIR
 from byzrun.speed import RESULT_CHANGING_GPU_OPTIONS
 
 # keys that do not change a run's results, left out of its identity (hash)
@@ -82,9 +83,6 @@ def check_types(cfg: DictConfig) -> None:
         raise ConfigError(
             f"diagnostics.sign_flip_z must be a list of numbers or null, e.g. [0.5,1,2], got {sign_z!r}"
         )
-
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def check_model_options(cfg: DictConfig) -> None:

@@ -14,13 +14,11 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
 
 from byzrun.errors import ConfigError
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from byzrun.paths import CONF_DIR
 
 
 def fail(message: str) -> None:

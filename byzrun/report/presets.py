@@ -13,7 +13,7 @@ from functools import cache
 
 from omegaconf import OmegaConf
 
-from byzrun.config import CONF_DIR
+from byzrun.paths import CONF_DIR
 from byzrun.report.collect import Run, result_settings
 
 
