@@ -2,10 +2,10 @@
 
 On a CPU a convolutional model's per-worker gradients are fastest one worker at a time: all workers in
 one vmap pass make one huge batched convolution that runs out of cache (on a 2-core CPU, CIFAR-10 CNN,
-n=51, b=128: 2.8x slower than a loop, and even one backward pass over all n*b samples is slower than
+n=51, b=128: 3-5x slower than a loop, and even one backward pass over all n*b samples is slower than
 the loop; `make bench`). Small convolutions parallelise poorly inside one op, so with k torch threads
 the loop runs on k Python threads, each worker's ops on one thread (autograd releases the GIL): on
-2 cores 1.28x faster than the same loop with every op on both threads.
+2 cores 1.2-1.3x faster than the same loop with every op on both threads.
 
 Each worker's gradient depends on its own batch alone, so the split changes nothing but float32
 rounding where a convolution's kernel depends on the thread count.

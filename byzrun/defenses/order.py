@@ -10,9 +10,9 @@ blocks that stay in cache, and each block is sorted whole:
   d=79,510 on one core of a 2-core machine, against 16.4 ms for the network below on one thread and
   10 ms on two. With several torch threads and at most 32 rows the network is used (it runs on all
   threads, numpy on one).
-- CUDA (and CPU otherwise): a bitonic sorting network over all d columns together: each compare-exchange is an
-  elementwise min/max of two blocks of rows, vectorised over the coordinates, ~21 layers of
-  streaming min/max over [64, d].
+- CUDA (and CPU otherwise): a bitonic sorting network over all d columns together: each
+  compare-exchange is an elementwise min/max of two blocks of rows, vectorised over the
+  coordinates, ~21 layers of streaming min/max over [64, d].
 
 Both are exact sorts (values are only moved), so everything built on them is exact.
 
