@@ -13,7 +13,8 @@ line per model and per rule.
    where chosen_over_X = time(X) / time(chosen) (a speed-up: > 1 is faster) and
    chosen_time_over_single = time(chosen) / time(single) (the cost over the limit: 1.0 is ideal).
 2. Every aggregation rule at n=51, f=12 for d=79,510 and 1e6 (byzrun.bench_aggregation), with
-   simple reference code for some rules and centered clipping with the former float64 finite check.
+   simple reference code for some rules (every rule against the code before the speed work:
+   byzrun.bench_before).
    Line: `rule=krum d=79510 ms=3.10 speedup=...`.
 
     python -m byzrun.bench [--device cpu] [--out bench/out] [--models mlp cnn wrn] [--repeats 5]
@@ -160,10 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_aggregation:
         from byzrun.bench_aggregation import aggregation_table
 
-        print(
-            f"\nAggregation rules at n=51, f=12 ({device}); naive: simple torch code timed in the same run "
-            "(centered_clipping: with the former float64 finite check)"
-        )
+        print(f"\nAggregation rules at n=51, f=12 ({device}); naive: simple torch code timed in the same run")
         agg = aggregation_table(dims=tuple(args.dims), device=str(device), repeats=args.agg_repeats)
         print(agg.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.2f}"))
         agg.to_csv(out / "aggregation.csv", index=False)
