@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -96,10 +95,11 @@ def probe_seconds(cfg: DictConfig, rounds: int = PROBE_ROUNDS) -> float:
     return _PROBES[key]
 
 
-def plan_job(cfg: DictConfig) -> dict:
-    """Check one run as `byzrun` would, without training it; record and log its status."""
+def check_run(cfg: DictConfig) -> dict:
+    """What a run of `cfg` would do, without loading data: {"status": "done" | "skipped" | "error" |
+    "to run", "run": its folder, "reason": the error or bound}. The SLURM launcher submits only "to run"."""
     from byzrun.build import build_attack, build_defense
-    from byzrun.config import resolve_device, validate
+    from byzrun.config import validate
     from byzrun.errors import BoundError, ByzrunError, ConfigError
     from byzrun.results import is_finished, run_dir
 
@@ -115,12 +115,25 @@ def plan_job(cfg: DictConfig) -> dict:
             defense.check(cfg.n, cfg.m)
             if attack.needs_byzantine and cfg.m == 0:
                 raise ConfigError(f"attack {attack.name} needs Byzantine workers but m=0")
-            record["seconds"] = probe_seconds(cfg)
-            record["device"] = str(resolve_device(cfg.device))
     except BoundError as exc:
         record |= {"status": "skipped", "reason": str(exc)}
     except ByzrunError as exc:
         record |= {"status": "error", "reason": str(exc)}
+    return record
+
+
+def plan_job(cfg: DictConfig) -> dict:
+    """Check one run as `byzrun` would, without training it; record and log its status."""
+    from byzrun.config import resolve_device
+    from byzrun.errors import ByzrunError
+
+    record = check_run(cfg)
+    if record["status"] == "to run":
+        try:
+            record["seconds"] = probe_seconds(cfg)
+            record["device"] = str(resolve_device(cfg.device))
+        except ByzrunError as exc:
+            record |= {"status": "error", "reason": str(exc)}
     detail = f"~{format_seconds(record['seconds'])}" if record["status"] == "to run" else record["reason"]
     log.info("plan: %s%s: %s", record["status"], f" ({detail})" if detail else "", record["run"] or "")
     folder = os.environ.get(PLAN_DIR_ENV)
@@ -150,15 +163,19 @@ def makespan(durations: list[float], jobs: int) -> float:
     return max(slots)
 
 
-def summary_text(records: list[dict], jobs: int) -> str:
+def summary_text(records: list[dict], jobs: int, runs_per_job: int = 1) -> str:
+    """The plan's two lines; the estimate runs the pending runs `runs_per_job` after one another in each
+    job (the SLURM launcher's packing), `jobs` jobs at once."""
     count = {s: sum(r["status"] == s for r in records) for s in ("done", "skipped", "error", "to run")}
-    pending = [r["seconds"] for r in records if r["status"] == "to run"]
+    seconds = sorted((r["seconds"] for r in records if r["status"] == "to run"), reverse=True)
+    pending = [sum(seconds[i : i + runs_per_job]) for i in range(0, len(seconds), runs_per_job)]
     devices = sorted({r.get("device", "") for r in records if r.get("device")})
+    packing = f", {runs_per_job} runs per job" if runs_per_job > 1 else ""
     lines = [
         f"plan: {len(records)} runs: {count['done']} already done, {count['skipped']} skipped by a bound, "
         f"{count['error']} with errors, {count['to run']} to run",
         f"plan: estimated wall time {format_seconds(makespan(pending, jobs))} "
-        f"({jobs} at once, from {PROBE_ROUNDS}-round probes on {', '.join(devices) or 'this device'}); "
+        f"({jobs} at once{packing}, from {PROBE_ROUNDS}-round probes on {', '.join(devices) or 'this device'}); "
         "nothing was trained or written",
     ]
     return "\n".join(lines)
@@ -170,13 +187,6 @@ class PlanCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         if not config.get("plan"):
             return
-        if "submitit" in str(config.hydra.launcher.get("_target_", "")):
-            print(
-                "byzrun: error: +plan=true probes on this machine; drop hydra/launcher=slurm "
-                "(the plan then counts the same runs) and launch with it afterwards",
-                file=sys.stderr,
-            )
-            sys.exit(2)
         os.environ[PLAN_DIR_ENV] = tempfile.mkdtemp(prefix="byzrun-plan-")
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
@@ -188,7 +198,11 @@ class PlanCallback(Callback):
         records = [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
         shutil.rmtree(folder, ignore_errors=True)
         launcher = OmegaConf.to_container(config.hydra.launcher, resolve=True)
-        print(summary_text(records, parallel_jobs(launcher)), flush=True)
+        if "slurm" in str(launcher.get("_target_", "")).lower():  # jobs of runs_per_job runs each
+            per_job = max(1, int(launcher.get("runs_per_job") or 1))
+            print(summary_text(records, int(launcher.get("array_parallelism") or 1), per_job), flush=True)
+        else:
+            print(summary_text(records, parallel_jobs(launcher)), flush=True)
         sweep = Path(str(config.hydra.sweep.dir))
         (sweep / "multirun.yaml").unlink(missing_ok=True)  # Hydra's record of a sweep that did not run
         _remove_empty_dirs(Path(str(config.hydra.sweep.dir)), Path(str(config.results_dir)))

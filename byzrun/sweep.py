@@ -52,10 +52,15 @@ def record(outcome: str, error: str = "") -> None:
     if hydra.mode is None or hydra.mode.name != "MULTIRUN":
         return
     folder = Path(hydra.runtime.output_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     _last["sweep_dir"] = folder.parent
-    overrides = " ".join(hydra.overrides.task)
-    entry = {"num": hydra.job.num, "outcome": outcome, "overrides": overrides, "error": error}
+    write_status(folder, hydra.job.num, outcome, " ".join(hydra.overrides.task), error)
+
+
+def write_status(folder: Path, num: int, outcome: str, overrides: str, error: str = "") -> None:
+    """Record the outcome of sweep point `num` (0-based) in its job folder, for SweepReport; the SLURM
+    launcher writes those of the points it does not submit and of jobs that died (byzrun/slurm.py)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    entry = {"num": num, "outcome": outcome, "overrides": overrides, "error": error}
     (folder / STATUS_FILE).write_text(json.dumps(entry))
 
 
