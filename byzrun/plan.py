@@ -171,11 +171,12 @@ def summary_text(records: list[dict], jobs: int, runs_per_job: int = 1) -> str:
     pending = [sum(seconds[i : i + runs_per_job]) for i in range(0, len(seconds), runs_per_job)]
     devices = sorted({r.get("device", "") for r in records if r.get("device")})
     packing = f", {runs_per_job} runs per job" if runs_per_job > 1 else ""
+    on = ", ".join(devices) or "this device"
     lines = [
         f"plan: {len(records)} runs: {count['done']} already done, {count['skipped']} skipped by a bound, "
         f"{count['error']} with errors, {count['to run']} to run",
         f"plan: estimated wall time {format_seconds(makespan(pending, jobs))} "
-        f"({jobs} at once{packing}, from {PROBE_ROUNDS}-round probes on {', '.join(devices) or 'this device'}); "
+        f"({jobs} at once{packing}, from {PROBE_ROUNDS}-round probes on {on}); "
         "nothing was trained or written",
     ]
     return "\n".join(lines)
