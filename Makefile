@@ -6,15 +6,23 @@ RESULTS ?= results
 # where `make data` puts datasets: $$BYZRUN_DATA if set (where byzrun reads them), else data/
 DATA ?= $(or $(BYZRUN_DATA),data)
 
-.PHONY: install test lint format bench tables clean data readme
+.PHONY: install test test-slurm lint format bench tables clean data readme
 
 install:  ## create $(VENV) and install byzrun (editable) with the test tools
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e ".[dev]"
 
-test:  ## the whole test suite, CPU only, offline
+test:  ## the whole test suite, CPU only, offline (without the SLURM tests: make test-slurm)
 	$(PY) -m pytest
+
+# where scripts/local_slurm.sh keeps the local cluster (config, munge key, state, logs)
+export BYZRUN_SLURM_DIR ?= /tmp/byzrun-slurm
+
+test-slurm:  ## the SLURM tests against a one-node cluster on this machine (root): up, tests, down even when they fail
+	scripts/local_slurm.sh up
+	SLURM_CONF=$(BYZRUN_SLURM_DIR)/slurm.conf $(PY) -m pytest -m slurm tests/test_slurm.py; \
+	status=$$?; scripts/local_slurm.sh down; exit $$status
 
 lint:  ## ruff lint and format check
 	$(PY) -m ruff check .

@@ -25,8 +25,11 @@ helps code that checkpoints; a byzrun run starts over when run again.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -254,14 +257,32 @@ class SlurmLauncher(Launcher):
         executor.update_parameters(**parameters)
         return executor
 
+    def submit(self, packs: list) -> list:
+        """One job array, a job per pack; sbatch's refusal (a partition that does not exist, a limit) is
+        one line, and what was prepared for the sweep is removed."""
+        from submitit.core.utils import FailedJobError
+
+        from byzrun.guard import fail
+        from byzrun.sweep import collect
+
+        said = io.StringIO()  # submitit prints sbatch's error before raising it
+        try:
+            with contextlib.redirect_stderr(said):
+                return self.executor().map_array(
+                    self, [[(o, n) for o, n, _ in p] for p in packs], [Singleton.get_state()] * len(packs)
+                )
+        except (FailedJobError, OSError) as exc:
+            lines = [line for line in (str(exc) or said.getvalue()).splitlines() if line.strip()]
+            shutil.rmtree(Path(str(self.options["submitit_folder"]).replace("%j", "")), ignore_errors=True)
+            collect(Path(str(self.config.hydra.sweep.dir)))
+            fail(f"SLURM refused the jobs ({lines[-1] if lines else exc}); check the hydra.launcher options")
+
     def submit_and_wait(self, to_submit: list, already: int, total: int) -> None:
         from byzrun.sweep import STATUS_FILE, write_status
 
         per_job = max(1, int(self.options.get("runs_per_job") or 1))
         packs = chunks(to_submit, per_job)
-        jobs = self.executor().map_array(
-            self, [[(o, n) for o, n, _ in p] for p in packs], [Singleton.get_state()] * len(packs)
-        )
+        jobs = self.submit(packs)
         array = jobs[0].job_id.split("_")[0]
         each = f"{per_job} run{'s' if per_job > 1 else ''} each"
         print(
