@@ -21,7 +21,7 @@ export BYZRUN_SLURM_DIR ?= /tmp/byzrun-slurm
 
 test-slurm:  ## the SLURM tests against a one-node cluster on this machine (root): up, tests, down even when they fail
 	scripts/local_slurm.sh up
-	SLURM_CONF=$(BYZRUN_SLURM_DIR)/slurm.conf $(PY) -m pytest -m slurm tests/test_slurm.py; \
+	SLURM_CONF=$(BYZRUN_SLURM_DIR)/slurm.conf $(PY) -m pytest -p no:xdist -m slurm tests/test_slurm.py; \
 	status=$$?; scripts/local_slurm.sh down; exit $$status
 
 lint:  ## ruff lint and format check

@@ -222,8 +222,9 @@ def test_the_slurm_launcher_config_composes():
             return_hydra_config=True,
         )
     launcher = cfg.hydra.launcher
-    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert launcher._target_ == "hydra_plugins.byzrun_slurm_launcher.slurm_launcher.SlurmLauncher"
     assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min) == ("gpu", 1, 720)
+    assert (launcher.runs_per_job, launcher.array_parallelism) == (1, 64)
 
 
 SWEEP = [
