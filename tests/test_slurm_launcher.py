@@ -45,14 +45,16 @@ def test_a_node_local_results_dir_is_refused_only_with_several_nodes():
 def test_the_sweep_stops_in_one_line_before_submitting(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(slurm, "partition_nodes", lambda partition: 4)
     monkeypatch.setattr(slurm.SlurmLauncher, "submit_and_wait", lambda *a: pytest.fail("submitted"))
-    results = Path("/tmp") / tmp_path.name / "results"
+    results = tmp_path / "results"
+    reason = slurm.node_local_reason(results)  # pytest's folders are under /tmp or $TMPDIR
+    assert reason
     status = run_cli(
         monkeypatch, "-m", "dataset=digits", "seed=1,2", f"results_dir={results}", "hydra/launcher=slurm"
     )
     err = capsys.readouterr().err
     assert status == 2
     assert err == (
-        f"byzrun: error: results_dir={results} is under /tmp, which only one node sees, and the default "
+        f"byzrun: error: results_dir={results} is {reason}, which only one node sees, and the default "
         "partition has 4 nodes; set results_dir to a folder every node sees (your home or project space)\n"
     )
     assert not results.exists() or not any(results.rglob("*.yaml"))  # the sweep folder is removed
