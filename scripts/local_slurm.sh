@@ -88,11 +88,17 @@ SelectTypeParameters=CR_Core
 ReturnToService=2
 # a job over its time limit is killed at once (OverTimeLimit=0), 5 s after its SIGTERM (KillWait)
 OverTimeLimit=0
+# a job that asks for more than a node of its partition has is refused by sbatch, instead of pending for ever
+EnforcePartLimits=ALL
 KillWait=5
 # finished jobs stay visible to squeue for 10 minutes: how byzrun learns how a job ended without accounting
 MinJobAge=600
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+# "multi" spans this node and one that is not there (always down): a partition of two nodes, where byzrun
+# refuses a results_dir that only one node sees (tests/test_slurm.py); no job is ever sent to it
+NodeName=absent NodeAddr=127.0.0.2 CPUs=1 RealMemory=100 State=DOWN Reason=not_a_machine
+PartitionName=multi Nodes=$host,absent Default=NO MaxTime=INFINITE State=UP
 EOF
 }
 
@@ -116,7 +122,7 @@ wait_until() { # wait_until SECONDS WHAT COMMAND...: run COMMAND every second un
     die "$what did not happen within $seconds s (logs: $DIR/log/)"
 }
 
-node_idle() { [[ $(sinfo -h -N -o %t 2>/dev/null) == idle ]]; }
+node_idle() { [[ $(sinfo -h -N -p debug -o %t 2>/dev/null) == idle ]]; }
 
 up() {
     [[ $(id -u) == 0 ]] || die "needs root (the SLURM daemons run as root); run it with sudo"

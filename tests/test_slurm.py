@@ -153,3 +153,34 @@ def test_a_cancelled_job_and_one_over_its_time_limit_are_reported_and_the_rerun_
     pd.testing.assert_frame_equal(rerun, pd.read_csv(reference / "metrics.csv").drop(columns="wall_seconds"))
     assert (cancelled["run"] / "summary.csv").is_file()
     assert not [p for p in os.listdir(cancelled["run"]) if p.startswith(".")]
+
+
+def test_results_dir_on_one_node_with_a_partition_of_two_is_refused_before_submitting(
+    monkeypatch, capsys, tmp_path
+):
+    """The local cluster's partition `multi` has two nodes (one of them always down)."""
+    results = tmp_path / "results"
+    args = [
+        "-m",
+        *RUN,
+        "rounds=5",
+        "seed=1,2",
+        f"results_dir={results}",
+        *SLURM,
+        "hydra.launcher.partition=multi",
+    ]
+    before = jobs_known()
+    assert run_cli(monkeypatch, *args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"byzrun: error: results_dir={results} is under ") and err.count("\n") == 1
+    assert "which only one node sees, and partition multi has 2 nodes; set results_dir to a folder" in err
+    assert not jobs_known() - before
+
+
+def test_jobs_the_cluster_cannot_run_are_one_line(monkeypatch, capsys, tmp_path):
+    args = ["-m", *RUN, "rounds=5", "seed=1,2", f"results_dir={tmp_path / 'results'}", *SLURM]
+    assert run_cli(monkeypatch, *args, "hydra.launcher.cpus_per_task=64") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("byzrun: error: SLURM refused the jobs (sbatch: error: ") and err.count("\n") == 1
+    assert err.endswith("; check the hydra.launcher options\n")
+    assert not (tmp_path / "results" / ".sweeps").exists()
