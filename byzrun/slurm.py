@@ -31,6 +31,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -100,8 +101,6 @@ def node_local_reason(path: Path, env: dict | None = None) -> str | None:
 
 def partition_nodes(partition: str | None) -> int | None:
     """How many nodes the partition (None: the default one) has, from sinfo; None when sinfo cannot tell."""
-    import subprocess
-
     try:
         out = subprocess.run(
             ["sinfo", "--noheader", "--format=%P|%D"], capture_output=True, text=True, timeout=30
@@ -139,6 +138,16 @@ def run_config(sweep_config: DictConfig) -> DictConfig:
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg
+
+
+def job_succeeded(job) -> bool:
+    """Whether a job that wrote its result file ran to its end (submitit records the job's own exception)."""
+    from submitit.core.utils import pickle_load
+
+    try:
+        return pickle_load(job.paths.result_pickle)[0] == "success"
+    except Exception:  # unreadable: say it failed, with its log named
+        return False
 
 
 def _terminate(signum, frame):
@@ -201,6 +210,7 @@ class SlurmLauncher(Launcher):
         return sweep_config
 
     def launch(self, job_overrides, initial_job_idx: int) -> list[JobReturn]:
+        from byzrun.errors import ConfigError
         from byzrun.guard import fail
         from byzrun.plan import check_run
         from byzrun.sweep import collect, write_status
@@ -225,7 +235,7 @@ class SlurmLauncher(Launcher):
         partition = self.options.get("partition")
         try:
             check_shared_storage(folders, partition, partition_nodes(partition))
-        except Exception as exc:
+        except ConfigError as exc:
             collect(sweep_dir)
             fail(str(exc))
 
@@ -278,6 +288,7 @@ class SlurmLauncher(Launcher):
             fail(f"SLURM refused the jobs ({lines[-1] if lines else exc}); check the hydra.launcher options")
 
     def submit_and_wait(self, to_submit: list, already: int, total: int) -> None:
+        from byzrun.slurm_jobs import why_not_done
         from byzrun.sweep import STATUS_FILE, write_status
 
         per_job = max(1, int(self.options.get("runs_per_job") or 1))
@@ -296,15 +307,14 @@ class SlurmLauncher(Launcher):
             state = ended[job.job_id]
             for overrides, num, job_folder in pack:
                 if not (job_folder / STATUS_FILE).is_file():  # the job ended before this run did
-                    from byzrun.slurm_jobs import why_not_done
-
                     why = why_not_done(
                         job.job_id, state, self.options.get("timeout_min"), str(job.paths.stderr)
                     )
                     write_status(job_folder, num, "failed", " ".join(overrides), why)
 
     def wait(self, jobs: list, array: str) -> dict[str, str]:
-        """Wait until every job has ended; {job id: its final state} (COMPLETED when it wrote its result)."""
+        """Wait until every job has ended; {job id: its final state}: from its result file when it wrote
+        one (COMPLETED, or FAILED when the job itself raised), else from the controller."""
         from byzrun.slurm_jobs import has_ended, job_states
 
         ended: dict[str, str] = {}
@@ -314,15 +324,22 @@ class SlurmLauncher(Launcher):
                 time.sleep(POLL_SECONDS)
                 for job in jobs:
                     if job.job_id not in ended and job.paths.result_pickle.exists():
-                        ended[job.job_id] = "COMPLETED"
+                        ended[job.job_id] = "COMPLETED" if job_succeeded(job) else "FAILED"
                 # the controller is asked every 5 s at first, then up to every minute on long sweeps
                 now = time.monotonic()
                 if len(ended) < len(jobs) and now - last_asked >= min(60, max(5, (now - start) / 10)):
                     last_asked = now
                     waiting = [job.job_id for job in jobs if job.job_id not in ended]
-                    for job_id, state in job_states(waiting).items():
-                        if has_ended(state):
-                            ended[job_id] = state
+                    try:
+                        states = job_states(waiting)
+                    except (
+                        RuntimeError,
+                        OSError,
+                        subprocess.TimeoutExpired,
+                    ) as exc:  # the controller is down
+                        log.warning("cannot ask SLURM how the jobs are (%s); asking again later", exc)
+                        continue
+                    ended.update((job_id, state) for job_id, state in states.items() if has_ended(state))
         except KeyboardInterrupt:
             print(f"byzrun: the submitted jobs keep running; `scancel {array}` stops them", file=sys.stderr)
             raise
