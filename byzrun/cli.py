@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from byzrun import __version__, progress
 from byzrun.errors import BoundError, ByzrunError
-from byzrun.guard import translated
+from byzrun.guard import check_added_keys, translated
 from byzrun.paths import CONF_DIR
 from byzrun.sweep import clean_up_interrupted, failed_runs, record
 from byzrun.sweep import reset as reset_sweep
@@ -120,6 +120,7 @@ def main() -> None:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         with translated(args):
+            check_added_keys(args)
             hydra_main()
     except KeyboardInterrupt as exc:
         interrupted(exc, sweep=bool({"-m", "--multirun"} & set(args)))

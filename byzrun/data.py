@@ -23,6 +23,11 @@ from byzrun.errors import ConfigError, DatasetError
 from byzrun.exact import fingerprint
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+#: the end of every "not found" error: the three ways to give byzrun the files
+WAYS_TO_FIX = (
+    "run `make data` (downloads into $BYZRUN_DATA or data/), set dataset.root=<folder> to where the "
+    "files are, or set BYZRUN_DATA=<folder>"
+)
 
 
 @dataclass
@@ -119,15 +124,14 @@ def load_idx_dataset(name: str, root: Path, download: bool) -> tuple[np.ndarray,
             remove_empty(created)
             raise DatasetError(
                 f"{name} is not under {raw_dir} and downloading it failed ({type(exc).__name__}); "
-                f"put {', '.join(stems)} (.gz or not) in {raw_dir}"
+                f"put {', '.join(stems)} (.gz or not) in {raw_dir}, {WAYS_TO_FIX}"
             ) from None
     paths = {s: find_idx(dirs, s) for s in stems}
     missing = [s for s, p in paths.items() if p is None]
     if missing:
         hint = " or install the Debian package dataset-fashion-mnist" if name == "fashion_mnist" else ""
         raise DatasetError(
-            f"{name} not found: missing {', '.join(missing)} in {raw_dir}; put the files there "
-            f"(torchvision layout), set dataset.download=true on a machine with internet{hint}"
+            f"{name} not found: missing {', '.join(missing)} in {raw_dir}; {WAYS_TO_FIX}{hint}"
         )
     out = []
     for img_stem, lbl_stem in IDX_FILES.values():
@@ -184,12 +188,11 @@ def load_cifar(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]:
             remove_empty(created)
             raise DatasetError(
                 f"{name} is not under {folder} and downloading it failed ({type(exc).__name__}); "
-                f"extract the python version of {name} so that {folder} exists"
+                f"extract the python version of {name} so that {folder} exists, {WAYS_TO_FIX}"
             ) from None
     elif not present:
         raise DatasetError(
-            f"{name} not found in {folder}; extract the python version of {name} there "
-            f"(torchvision layout) or set dataset.download=true on a machine with internet"
+            f"{name} not found in {folder} (the python version, torchvision layout); {WAYS_TO_FIX}"
         )
     return (
         *read_cifar_batches(folder, train_names, label_key),

@@ -89,6 +89,32 @@ def unknown_key(err: ConfigCompositionException, argv: list[str]) -> str | None:
     return f"unknown key {key!r}{suggestion(leaf, keys)}{where}"
 
 
+#: the keys that `+key=value` may add: byzrun reads these although conf/ does not hold them
+ADDABLE_KEYS = ("plan",)
+
+
+def check_added_keys(argv: list[str]) -> None:
+    """`+rouds=5` adds a key nobody reads and would run 300 rounds: unless the key is one of
+    ADDABLE_KEYS or Hydra's own (`+hydra.launcher.x=...`), `+key` or `++key` for a key the config does
+    not have is the same one-line error as `rouds=5`."""
+    for arg in argv:
+        if not arg.startswith("+") or "=" not in arg:
+            continue
+        key = arg.split("=", 1)[0].lstrip("+")
+        if key in ADDABLE_KEYS or key.split(".", 1)[0] == "hydra":
+            continue
+        found = node_keys(key, argv)
+        if found is None:
+            continue  # the config cannot be composed without it: Hydra's own error follows
+        parent, keys = found
+        leaf = key.rpartition(".")[2]
+        if leaf in keys:
+            continue  # an existing key: `++key` overrides it, `+key` gets Hydra's error
+        where = f"; {parent} has: {', '.join(keys)}" if parent else f"; the keys are: {', '.join(keys)}"
+        extra = f" (`+` adds only {', '.join('+' + k for k in ADDABLE_KEYS)})"
+        fail(f"unknown key {key!r}{suggestion(leaf, keys)}{extra}{where}")
+
+
 def first_line(err: BaseException) -> str:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return lines[0] if lines else type(err).__name__

@@ -25,6 +25,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
+from byzrun import default_m
 from byzrun.attacks import Attack, AttackContext
 from byzrun.build import build_attack, build_defense, check_attack_early
 from byzrun.config import config_hash, resolve_device, validate
@@ -58,6 +59,7 @@ class Setup:
     model: FlatModel
     sampler: WorkerSampler
     generator: torch.Generator
+    m_auto: bool = False  # m was not set: its default followed from n and the attack
     metrics: list[dict] = field(default_factory=list)
 
 
@@ -66,6 +68,9 @@ def prepare(cfg: DictConfig) -> Setup | None:
     validate(cfg)
     device = resolve_device(cfg.device)
     n, m = cfg.n, cfg.m
+    m_auto = default_m.is_default(cfg)
+    if m_auto:
+        log.info("m not set: %d Byzantine workers of n=%d (0 without an attack, else floor((n-3)/4))", m, n)
     defense = build_defense(cfg.defense)
     attack = build_attack(cfg.attack)
     out = run_dir(cfg, defense.name, attack.name)
@@ -74,7 +79,10 @@ def prepare(cfg: DictConfig) -> Setup | None:
         return None
     defense.check(n, m)
     if attack.needs_byzantine and m == 0:
-        raise ConfigError(f"attack {attack.name} needs Byzantine workers but m=0; set m >= 1 or attack=none")
+        why = f" (the default m is floor((n-3)/4)=0 for n={n})" if m_auto else ""
+        raise ConfigError(
+            f"attack {attack.name} needs Byzantine workers but m=0{why}; set m >= 1 or attack=none"
+        )
     check_attack_early(attack, n, m)
     torch.manual_seed(cfg.seed)
     data = load_data(cfg.dataset, device)
@@ -84,7 +92,7 @@ def prepare(cfg: DictConfig) -> Setup | None:
     model = FlatModel(module, device, cfg.worker_chunk, **gpu_options(cfg, device))
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     sampler = WorkerSampler(len(data.train_y), n, cfg.batch_size, cfg.sampling, generator, m)
-    return Setup(cfg, device, out, defense, attack, data, model, sampler, generator)
+    return Setup(cfg, device, out, defense, attack, data, model, sampler, generator, m_auto)
 
 
 def learning_rate(cfg: DictConfig, t: int) -> float:
@@ -228,6 +236,7 @@ def summarize(s: Setup, diverged_round: int | None, wall: float) -> dict:
         "attack": s.attack.name,
         "n": cfg.n,
         "m": cfg.m,
+        "m_auto": s.m_auto,
         "z": math.nan,
         "alpha": math.nan,
         "seed": cfg.seed,

@@ -85,3 +85,33 @@ def test_cli_rejects_unknown_group_options_and_keys(monkeypatch, capsys):
     assert capsys.readouterr().err.startswith("byzrun: error: unknown defense 'nonsense'; choose one of: ")
     assert run_cli(monkeypatch, "learning_rate=3") == 2
     assert capsys.readouterr().err.startswith("byzrun: error: unknown key 'learning_rate'")
+
+
+def test_unknown_added_keys_are_the_same_one_line_error_as_unknown_keys(tmp_path, monkeypatch, capsys):
+    """`+rouds=5` (a typo with `+`) used to start a full 300-round run in a folder of its own."""
+    for typo, expected in [
+        ("+rouds=5", "byzrun: error: unknown key 'rouds' (did you mean 'rounds'?)"),
+        ("++rouds=5", "byzrun: error: unknown key 'rouds' (did you mean 'rounds'?)"),
+        ("+defense.tauu=3", "byzrun: error: unknown key 'defense.tauu'"),
+    ]:
+        assert run_cli(monkeypatch, "dataset=digits", typo, f"results_dir={tmp_path}") == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(expected), lines
+    assert not (tmp_path / "runs").exists()
+
+
+def test_documented_added_keys_are_accepted(tmp_path, monkeypatch, capsys):
+    args = ["dataset=digits", "n=5", "rounds=2", "progress=false", f"results_dir={tmp_path}"]
+    assert run_cli(monkeypatch, *args, "+plan=true") == 0
+    assert "nothing was trained or written" in capsys.readouterr().out
+    assert run_cli(monkeypatch, *args, "++rounds=1") == 0  # ++ on a key the config has: an override
+    assert len(list((tmp_path / "runs").glob("*/summary.csv"))) == 1
+
+
+def test_missing_data_error_names_the_three_fixes(tmp_path, monkeypatch, capsys):
+    for dataset in ("mnist", "cifar10"):
+        args = [f"dataset={dataset}", f"dataset.root={tmp_path}", "dataset.download=false"]
+        assert run_cli(monkeypatch, *args, "progress=false", f"results_dir={tmp_path}") == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1
+        assert "make data" in err and "dataset.root=" in err and "BYZRUN_DATA" in err, err

@@ -6,7 +6,7 @@ import yaml
 
 from byzrun import results
 from byzrun.train import prepare, run, train
-from tests.conftest import run_cli
+from tests.conftest import DIGITS, make_cfg, run_cli
 
 SUMMARY_COLUMNS = [
     "dataset",
@@ -137,3 +137,23 @@ def test_evaluation_rounds_start_at_eval_first(first, expected):
 
     cfg = OmegaConf.create({"eval_every": 5, "eval_first": first, "rounds": 17})
     assert [r for r in range(1, 18) if is_eval_round(cfg, r)] == expected
+
+
+def test_the_design_cards_command_runs_the_alie_papers_setting(tmp_path, monkeypatch, capsys):
+    """`byzrun defense=bulyan attack=alie` runs with m's default, floor((n-3)/4) Byzantine workers (12 of
+    the default 51; 2 of 11 here): the same run (same folder and hash) as writing that m."""
+    args = [*DIGITS, "rounds=2", "progress=false", f"results_dir={tmp_path}", "defense=bulyan", "attack=alie"]
+    assert run_cli(monkeypatch, *args) == 0
+    assert "m not set: 2 Byzantine workers of n=11" in capsys.readouterr().out
+    (summary,) = (tmp_path / "runs").glob("*/summary.csv")
+    row = pd.read_csv(summary).iloc[0]
+    assert (
+        row["m"] == 2 and bool(row["m_auto"]) and summary.parent.name.startswith("digits-bulyan-alie-n11-m2-")
+    )
+    assert run_cli(monkeypatch, *args, "m=2") == 0
+    assert "already finished" in capsys.readouterr().out
+    assert len(list((tmp_path / "runs").iterdir())) == 1
+    # without an attack, the default is 0: every worker is honest
+    assert make_cfg("attack=none").m == 0 and make_cfg("attack=ipm", "n=7").m == 1
+    assert run_cli(monkeypatch, *DIGITS, "rounds=1", "progress=false", f"results_dir={tmp_path}") == 0
+    assert len(list((tmp_path / "runs").glob("digits-mean-none-n11-m0-*"))) == 1
