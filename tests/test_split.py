@@ -327,3 +327,17 @@ def test_a_digits_run_writes_split_csv_with_each_workers_label_counts(digits_cfg
     idx = setup.sampler.next()
     for j in range(11):
         assert set(idx[j].tolist()) <= set(parts[j].tolist())
+
+
+def test_table_captions_name_a_non_iid_split_and_only_then(tmp_path):
+    from byzrun.report.captions import protocol_parts
+    from byzrun.report.collect import Run
+
+    def caption(cfg: DictConfig) -> list[str]:
+        run = Run(tmp_path, "run", {}, 0, result_settings(OmegaConf.to_container(cfg)))
+        return protocol_parts([run], None)
+
+    assert not any(part.startswith("split") for part in caption(composed()))
+    assert "split dirichlet alpha 0.1" in caption(split_cfg("split=dirichlet", split__alpha=0.1))
+    own = caption(split_cfg("split=extreme", split__byzantine="own"))
+    assert "split extreme, Byzantine workers on their own parts" in own
