@@ -102,6 +102,10 @@ class PartSampler:
     def __init__(self, parts: list[Tensor], batch_size: int, mode: str, generator: torch.Generator):
         if mode not in ("iid", "shards"):
             raise ConfigError(f"sampling={mode} cannot draw from a split's parts; use sampling=iid or shards")
+        if mode == "shards" and min(len(p) for p in parts) < batch_size:
+            raise ConfigError(
+                f"sampling=shards needs every worker's part to hold batch_size={batch_size} samples"
+            )
         self.n, self.b, self.mode, self.gen = len(parts), batch_size, mode, generator
         self.device = generator.device
         self._parts = [p.to(self.device) for p in parts]
