@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from byzrun.errors import ConfigError
 from byzrun.paths import CONF_DIR
 from byzrun.speed import RESULT_CHANGING_GPU_OPTIONS
+from byzrun.split import check_split
 
 # keys that do not change a run's results, left out of its identity (hash)
 NON_SEMANTIC_KEYS = ("device", "results_dir", "progress", "eval_batch_size", "worker_chunk", "plan", "hydra")
@@ -150,6 +151,7 @@ def validate(cfg: DictConfig) -> None:
         )
     if not 0 <= cfg.momentum.beta < 1:
         raise ConfigError(f"momentum.beta must be in [0, 1), got {cfg.momentum.beta}")
+    check_split(cfg)
     resolve_device(cfg.device)
     check_results_dir(Path(str(cfg.results_dir)))
 
@@ -199,6 +201,8 @@ def config_hash(cfg: DictConfig) -> str:
     }
     if changed:
         container["gpu"] = changed
+    if container.get("split") == {"name": "iid"}:  # the default: runs from before `split` keep their hash
+        container.pop("split")
     if isinstance(container.get("dataset"), dict):
         container["dataset"].pop("root", None)  # where the files are does not change the result
         container["dataset"].pop("download", None)

@@ -67,6 +67,13 @@ class WorkerSampler:
         self.order = self.shards.gather(1, order)
         self.pos = 0
 
+    def parts(self) -> list[Tensor]:
+        """The training indices each worker draws its batches from (split.csv): the whole training set
+        (iid), its shard (shards) or its padded DistributedSampler shard (alie_code). Draws nothing."""
+        if self.mode == "iid":
+            return [torch.arange(self.N, device=self.device)] * self.n
+        return list(self.shards if self.mode == "shards" else self.order)
+
     def next(self) -> Tensor:
         if self.mode == "iid":
             return torch.randint(self.N, (self.n, self.b), generator=self.gen, device=self.device)
@@ -79,6 +86,58 @@ class WorkerSampler:
         idx = self.order[:, self.pos : self.pos + self.b]
         self.pos += self.b
         return idx
+
+
+class PartSampler:
+    """Draws one batch per worker, [n, b], each from the worker's own part of the training set (a
+    non-iid split, byzrun.split), with the run's `sampling` scheme:
+
+    iid:    b indices uniformly at random from the worker's part (with replacement);
+    shards: the part is the worker's shard: it walks it in a random order, without replacement, and
+            reshuffles it after every pass (the rest of a pass shorter than b is skipped).
+
+    Parts may differ in size; they are held as one padded [n, L] table so that a round is one gather.
+    """
+
+    def __init__(self, parts: list[Tensor], batch_size: int, mode: str, generator: torch.Generator):
+        if mode not in ("iid", "shards"):
+            raise ConfigError(f"sampling={mode} cannot draw from a split's parts; use sampling=iid or shards")
+        if mode == "shards" and min(len(p) for p in parts) < batch_size:
+            raise ConfigError(
+                f"sampling=shards needs every worker's part to hold batch_size={batch_size} samples"
+            )
+        self.n, self.b, self.mode, self.gen = len(parts), batch_size, mode, generator
+        self.device = generator.device
+        self._parts = [p.to(self.device) for p in parts]
+        self.sizes = torch.tensor([len(p) for p in parts])  # on the CPU: positions need no device sync
+        self.table = torch.zeros(self.n, int(self.sizes.max()), dtype=torch.long, device=self.device)
+        for i, part in enumerate(self._parts):
+            self.table[i, : len(part)] = part
+        self.sizes_dev = self.sizes.to(self.device)
+        if mode == "shards":
+            self.pos = torch.zeros(self.n, dtype=torch.long)
+            for i in range(self.n):
+                self._reshuffle(i)
+
+    def parts(self) -> list[Tensor]:
+        return self._parts
+
+    def _reshuffle(self, i: int) -> None:
+        size = int(self.sizes[i])
+        self.table[i, :size] = self._parts[i][torch.randperm(size, generator=self.gen, device=self.device)]
+        self.pos[i] = 0
+
+    def next(self) -> Tensor:
+        if self.mode == "iid":
+            u = torch.rand(self.n, self.b, generator=self.gen, device=self.device, dtype=torch.float64)
+            pos = (u * self.sizes_dev[:, None]).long().minimum(self.sizes_dev[:, None] - 1)
+            return self.table.gather(1, pos)
+        # only the workers whose pass has ended reshuffle: a few per round, so a loop over them
+        for i in torch.nonzero(self.pos + self.b > self.sizes).flatten().tolist():
+            self._reshuffle(i)
+        pos = self.pos[:, None] + torch.arange(self.b)
+        self.pos += self.b
+        return self.table.gather(1, pos.to(self.device))
 
 
 def random_crop_flip(x: Tensor, generator: torch.Generator, pad: int = 4) -> Tensor:

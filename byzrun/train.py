@@ -37,8 +37,9 @@ from byzrun.models import WorkerBatchNorm2d, build_model, calibrate_batchnorm
 from byzrun.preaggregation import Pipeline
 from byzrun.progress import Progress
 from byzrun.results import atomic_write_csv, is_finished, run_dir, start_run
-from byzrun.sampling import WorkerSampler, random_crop_flip
+from byzrun.sampling import PartSampler, WorkerSampler, random_crop_flip
 from byzrun.speed import gpu_options
+from byzrun.split import make_sampler, split_table
 
 log = logging.getLogger("byzrun")
 
@@ -57,7 +58,7 @@ class Setup:
     attack: Attack
     data: Data
     model: FlatModel
-    sampler: WorkerSampler
+    sampler: WorkerSampler | PartSampler
     generator: torch.Generator
     m_auto: bool = False  # m was not set: its default followed from n and the attack
     metrics: list[dict] = field(default_factory=list)
@@ -91,7 +92,7 @@ def prepare(cfg: DictConfig) -> Setup | None:
     module = build_model(cfg.model.name, data.in_shape, data.num_classes, **model_options)
     model = FlatModel(module, device, cfg.worker_chunk, **gpu_options(cfg, device))
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    sampler = WorkerSampler(len(data.train_y), n, cfg.batch_size, cfg.sampling, generator, m)
+    sampler = make_sampler(cfg, data.train_y, generator)  # each worker's part of the data (byzrun/split.py)
     return Setup(cfg, device, out, defense, attack, data, model, sampler, generator, m_auto)
 
 
@@ -125,6 +126,7 @@ def train(s: Setup) -> dict:
         velocity = torch.zeros(n, model.d, device=s.device)
     start_run(s.out, cfg)
     log.info("run directory: %s", s.out)
+    atomic_write_csv(s.out / "split.csv", split_table(s.sampler.parts(), data.train_y, data.num_classes, m))
     started = time.perf_counter()
     losses: list[Tensor] = []  # the honest workers' mean loss of every round since the last evaluation
     diverged_round = None

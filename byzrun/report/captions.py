@@ -69,6 +69,14 @@ def protocol_parts(runs: list[Run], attacked: list[Run] | None) -> list[str]:
     if any(v is not None for v in values("grad_clip")):
         parts.append(f"gradient clipping {one('grad_clip')}")
     parts.append(f"sampling {one('sampling')}")
+    if any(values("split.name")):  # a non-iid split (the iid default counts as absent)
+        split = f"split {one('split.name')}"
+        for key in ("alpha", "gamma"):
+            if any(v is not None for v in values(f"split.{key}")):
+                split += f" {key} {one(f'split.{key}')}"
+        parts.append(
+            split + (", Byzantine workers on their own parts" if "own" in values("split.byzantine") else "")
+        )
     firsts = [r.settings.get("eval_first") or r.settings.get("eval_every") for r in runs]
     parts.append(f"evaluation every {one('eval_every')} rounds from round {alternatives(firsts)}")
     return parts
