@@ -17,7 +17,7 @@ that holds at γ = 0, so the feasible γ form an interval [0, γ*] and the searc
 
 The squared distances ||x_m - x_i||² = a_i - 2γ·b_i + γ²·c, with a_i = ||x_i - μ||², b_i = <x_i - μ, p>,
 c = ||p||², need one pass over the [h, d] vectors; every step of the search is then O(h), in float64
-on the CPU.
+on the CPU. The honest pairwise distances come from byzrun.defenses.distances (a centred Gram matrix).
 """
 
 from __future__ import annotations
@@ -64,20 +64,24 @@ def perturbed_row(
     the squared distances from x_m to the honest vectors seen, D [h, h] theirs to each other."""
     seen = stats.observed(ctx, knowledge)
     mu = seen.mean(dim=0)
-    p = direction(seen, mu, kind)
-    a, b, c = distance_terms(seen, mu, p)
+    X = seen - mu
+    sq = X.square()  # one pass serves σ and the a_i
+    p = direction(mu, sq, kind)
+    # ||μ + γp - x_i||² = a_i - 2γ b_i + γ² c, the terms in float64 on the CPU (2h+1 numbers)
+    a, b, c = (t.to("cpu", torch.float64) for t in (sq.sum(dim=1), X @ p, p.square().sum()))
     most = limit(pairwise_sq_distances(seen))
     gamma = largest_gamma(lambda g: spread(a - 2 * g * b + g * g * c) <= most, float(gamma_init), float(tau))
     return mu + gamma * p, gamma
 
 
-def direction(seen: Tensor, mu: Tensor, kind: str) -> Tensor:
-    """The perturbation p [d] (it already carries the minus sign)."""
+def direction(mu: Tensor, sq: Tensor, kind: str) -> Tensor:
+    """The perturbation p [d] (it already carries the minus sign), from the mean μ and the squared
+    deviations sq [h, d] of the honest vectors seen."""
     if kind == "unit_vec":
         norm = torch.linalg.vector_norm(mu)
         return torch.where(norm > 0, -mu / norm, torch.zeros_like(mu))
-    if kind == "std":
-        return -seen.std(dim=0, correction=1)
+    if kind == "std":  # unbiased, as their code's torch.std; summed directly (torch.std over dim 0 is slow)
+        return -(sq.sum(dim=0) / (sq.shape[0] - 1)).sqrt()
     return -torch.sign(mu)
 
 
@@ -99,12 +103,3 @@ def largest_gamma(feasible: Callable[[Tensor], Tensor], gamma_init: float, tau: 
             gamma = gamma - step / 2
         step /= 2
     return succ
-
-
-def distance_terms(seen: Tensor, mu: Tensor, p: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """a [h], b [h], c (float64, CPU) with ||μ + γp - x_i||² = a_i - 2γ b_i + γ² c."""
-    X = seen - mu
-    a = X.square().sum(dim=1)
-    b = X @ p
-    c = p.square().sum()
-    return tuple(t.to("cpu", torch.float64) for t in (a, b, c))
