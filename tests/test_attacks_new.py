@@ -15,6 +15,7 @@ from byzrun.attacks import AttackContext
 from byzrun.defenses import Krum, Median
 from byzrun.errors import ConfigError
 from byzrun.train import run
+from tests.conftest import run_cli
 
 F64 = torch.float64
 KINDS = ["random", "ties", "duplicates", "outlier"]
@@ -260,14 +261,15 @@ def paper_mimic_choices(rounds_of_honest, warmup):
 
 @pytest.mark.parametrize("warmup", [1, 3])
 @pytest.mark.parametrize("kind", KINDS)
-def test_mimic_warmup_follows_the_papers_code(warmup, kind):
-    rounds = [honest_rows(kind, 9, seed=s) for s in range(5)]
-    attack = build("mimic", n=12, m=3, warmup=warmup)
+@pytest.mark.parametrize("n,m", SIZES)
+def test_mimic_warmup_follows_the_papers_code(warmup, kind, n, m):
+    rounds = [honest_rows(kind, n - m, seed=s) for s in range(5)]
+    attack = build("mimic", n=n, m=m, warmup=warmup)
     chosen = []
     for x in rounds:
-        out = attack(ctx_for(x, 3))
+        out = attack(ctx_for(x, m))
         chosen.append(attack.summary_fields()["mimic_target"])
-        torch.testing.assert_close(out, x[chosen[-1]].expand(3, -1), rtol=0, atol=0)
+        torch.testing.assert_close(out, x[chosen[-1]].expand(m, -1), rtol=0, atol=0)
     assert chosen == paper_mimic_choices(rounds, warmup)
     assert len(set(chosen[warmup - 1 :])) == 1  # fixed after the warm-up
 
@@ -399,6 +401,34 @@ def test_invalid_new_options_give_one_clear_line(name, options, message):
         build(name, n=12, m=3 if name != "minsum" else 1, **options)
     text = str(info.value)
     assert message in text and "\n" not in text
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        (
+            "attack=mimic attack.target=11",
+            "attack.target must be warmup or an honest worker's index in [0, 7]",
+        ),
+        ("attack=minmax attack.direction=down", "attack.direction='down' is unknown"),
+        ("attack=fang m=5", "attack.variant=krum needs n >= 2m+2"),
+        ("attack=gaussian attack.shared=maybe", "attack.shared must be true or false"),
+        ("attack=ipm attack.factor=optimum", "attack.factor must be a number >= 0 or search or optimal"),
+    ],
+)
+def test_new_options_fail_on_the_command_line_before_any_data_is_read(
+    monkeypatch, capsys, tmp_path, override, message
+):
+    import byzrun.train
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data was read before the options were checked")
+
+    monkeypatch.setattr(byzrun.train, "load_data", no_data)
+    args = ["dataset=digits", "n=11", "m=3", f"results_dir={tmp_path}", *override.split()]
+    assert run_cli(monkeypatch, *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("byzrun: error: ") and message in err and "\n" not in err
 
 
 def test_fang_krum_needs_the_papers_bound_before_any_data():
