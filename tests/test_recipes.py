@@ -129,14 +129,14 @@ def test_a_defense_in_a_package_of_your_own(tmp_path, monkeypatch):
 def test_adding_an_attack_as_the_readme_says(tmp_path, monkeypatch, capsys, recipe):
     blocks = code_blocks(section("Adding an attack"))
     module, yaml, commands = blocks["python"][0], blocks["yaml"][0], blocks["bash"][0].splitlines()
-    assert commands == ["byzrun dataset=digits m=5 defense=median attack=mimic", "make readme"]
-    where = recipe(byzrun.attacks, "mimic.py", module, "attack", yaml)
-    assert byzrun.attacks.ATTACKS.get("mimic") is byzrun.attacks.Mimic
+    assert commands == ["byzrun dataset=digits m=5 defense=median attack=copycat", "make readme"]
+    where = recipe(byzrun.attacks, "copycat.py", module, "attack", yaml)
+    assert byzrun.attacks.ATTACKS.get("copycat") is byzrun.attacks.Copycat
 
     args = shlex.split(commands[0])[1:]
     assert run_cli(monkeypatch, *args, *SHORT, *where) == 0
     run = summary(tmp_path)
-    assert (run["defense"], run["attack"], run["m"]) == ("median", "mimic", 5)
+    assert (run["defense"], run["attack"], run["m"]) == ("median", "copycat", 5)
 
     # its options are checked before training, in one line
     assert run_cli(monkeypatch, *args, *SHORT, *where, "attack.target=6") == 2
@@ -145,12 +145,12 @@ def test_adding_an_attack_as_the_readme_says(tmp_path, monkeypatch, capsys, reci
     )
 
     # found by name, it is also a part the hybrid attack can run
-    hybrid = build_attack(make_cfg("attack=hybrid", "attack.main=mimic").attack)
+    hybrid = build_attack(make_cfg("attack=hybrid", "attack.main=copycat").attack)
     hybrid.validate(n=11, m=5, data=None)
-    assert type(hybrid.parts["main"]) is byzrun.attacks.Mimic
+    assert type(hybrid.parts["main"]) is byzrun.attacks.Copycat
 
-    row = catalog.rows("attack", tmp_path / "conf")["mimic"]
+    row = catalog.rows("attack", tmp_path / "conf")["copycat"]
     assert row == (
-        "| `mimic` | Mimic (Karimireddy et al. 2022): every Byzantine worker sends a copy of honest worker "
-        "`target`'s vector. | `target` |"
+        "| `copycat` | Copycat: every Byzantine worker sends a copy of honest worker `target`'s vector. "
+        "| `target` |"
     )

@@ -4,7 +4,9 @@ Each attack is an Attack subclass that declares its `name` (see base.py); ATTACK
 scanning this package, so adding an attack touches only its module and its YAML. A YAML's
 `_target_: byzrun.attacks.<ClassName>` resolves through __getattr__ below.
 Helpers shared by several attacks: options.py (option checks), stats.py (what ALIE-like attackers
-estimate), search.py (the adaptive attacker's line search), trigger.py (the backdoor trigger).
+estimate), search.py (the adaptive attacker's grid search), optimal.py (ByzFL's line search, the
+factor=optimal of ALIE and IPM), perturbation.py (min-max's and min-sum's directions and binary
+search), trigger.py (the backdoor trigger).
 """
 
 from byzrun.attacks.base import Attack, AttackContext

@@ -8,9 +8,11 @@ from torch import Tensor
 
 from byzrun.attacks import options, stats
 from byzrun.attacks.base import Attack, AttackContext
+from byzrun.attacks.optimal import optimal_factor
 from byzrun.attacks.search import FactorLog, FactorSearch
 
-MODES = ("auto", "search")
+MODES = ("auto", "search", "optimal")
+ADAPTIVE = ("search", "optimal")  # factor modes that choose z each round
 
 
 class ALIE(Attack):
@@ -27,6 +29,9 @@ class ALIE(Attack):
                         only 0.36, which is why their z = 1.5 is a separate number.
         search          adaptive attacker: each round the z in the search grid that pushes the
                         server's aggregate farthest from the honest mean (search.py).
+        optimal         adaptive attacker with ByzFL's line search instead of the grid (optimal.py);
+                        with knowledge=omniscient, std=unbiased, direction=plus it is ByzFL's
+                        Optimal_ALittleIsEnough.
     direction: minus (μ - zσ, the paper) or plus (μ + zσ).
     """
 
@@ -60,24 +65,27 @@ class ALIE(Attack):
         elif value == "search":
             self.mode, self.z = "search", None
             self.search.check()
+        elif value == "optimal":
+            self.mode, self.z = "optimal", None
         else:
             self.mode, self.z = "fixed", value
 
     def __call__(self, ctx: AttackContext) -> Tensor:
-        if self.z is None and self.mode != "search":
+        if self.z is None and self.mode not in ADAPTIVE:
             self.validate(n=ctx.n, m=ctx.m)
         mu, sigma = stats.mean_std(stats.observed(ctx, self.knowledge), self.std)
         step = -sigma if self.direction == "minus" else sigma
-        if self.mode == "search":
-            row, chosen = self.search(ctx, mu, step)
+        if self.mode in ADAPTIVE:
+            search = self.search if self.mode == "search" else optimal_factor
+            row, chosen = search(ctx, mu, step)
             self.log.record(chosen)
         else:
             row = mu + self.z * step
         return row.expand(ctx.rows, -1).contiguous()
 
     def eval_metrics(self, model=None) -> dict[str, Any]:
-        return {"factor": self.log.last_value()} if self.mode == "search" else {}
+        return {"factor": self.log.last_value()} if self.mode in ADAPTIVE else {}
 
     def summary_fields(self) -> dict[str, Any]:
-        z = self.log.mean_value() if self.mode == "search" else self.z
+        z = self.log.mean_value() if self.mode in ADAPTIVE else self.z
         return {"z": z, "z_mode": self.mode}

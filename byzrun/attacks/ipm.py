@@ -8,7 +8,10 @@ from torch import Tensor
 
 from byzrun.attacks import options, stats
 from byzrun.attacks.base import Attack, AttackContext
+from byzrun.attacks.optimal import optimal_factor
 from byzrun.attacks.search import FactorLog, FactorSearch
+
+ADAPTIVE = ("search", "optimal")
 
 
 class IPM(Attack):
@@ -18,8 +21,10 @@ class IPM(Attack):
     The paper's ε form. The Distributed Momentum code ("empire") writes the same vector as
     mean + factor·(-mean) = (1 - factor)·mean, so its factor = 1 + ε: its 1.1 is ε = 0.1 here.
 
-    factor (alias epsilon; epsilon wins when both are given): ε >= 0, or `search` for the adaptive
-        attacker that picks ε per round from the search grid (search.py).
+    factor (alias epsilon; epsilon wins when both are given): ε >= 0, `search` for the adaptive
+        attacker that picks ε per round from the search grid (search.py), or `optimal` for ByzFL's
+        line search (optimal.py; with knowledge=omniscient it is ByzFL's
+        Optimal_InnerProductManipulation, whose τ is ε).
     knowledge: omniscient (the paper: the mean of all honest rows) or corrupted (the mean of the
         corrupted workers' own honest gradients).
     """
@@ -43,9 +48,7 @@ class IPM(Attack):
         self.epsilon: float | str | None = None
 
     def validate(self, *, n: int, m: int, data=None) -> None:
-        self.epsilon = options.factor(
-            self.option, self.factor, ("search",), "Xie et al. use 0.1 against Krum"
-        )
+        self.epsilon = options.factor(self.option, self.factor, ADAPTIVE, "Xie et al. use 0.1 against Krum")
         options.choice("knowledge", self.knowledge, stats.KNOWLEDGE)
         if self.epsilon == "search":
             self.search.check()
@@ -54,17 +57,18 @@ class IPM(Attack):
         if self.epsilon is None:
             self.validate(n=ctx.n, m=ctx.m)
         step = -stats.observed(ctx, self.knowledge).mean(dim=0)
-        if self.epsilon == "search":
-            row, chosen = self.search(ctx, step.new_zeros(()).expand_as(step), step)
+        if self.epsilon in ADAPTIVE:
+            search = self.search if self.epsilon == "search" else optimal_factor
+            row, chosen = search(ctx, step.new_zeros(()).expand_as(step), step)
             self.log.record(chosen)
         else:
             row = self.epsilon * step
         return row.expand(ctx.rows, -1).contiguous()
 
     def eval_metrics(self, model=None) -> dict[str, Any]:
-        return {"factor": self.log.last_value()} if self.epsilon == "search" else {}
+        return {"factor": self.log.last_value()} if self.epsilon in ADAPTIVE else {}
 
     def summary_fields(self) -> dict[str, Any]:
-        if self.epsilon == "search":
-            return {"epsilon": self.log.mean_value(), "epsilon_mode": "search"}
+        if self.epsilon in ADAPTIVE:
+            return {"epsilon": self.log.mean_value(), "epsilon_mode": self.epsilon}
         return {"epsilon": self.epsilon, "epsilon_mode": "fixed"}
