@@ -28,12 +28,16 @@ from byzrun.errors import ConfigError
 
 
 def outlier_scores(S: Tensor, ok: Tensor) -> Tensor:
-    """s_i = <S_i - mu, v>^2 for the rows of S [n, b] (+inf where ok is False), mu and v from the ok rows."""
-    finite = S[ok].double()
-    mu = finite.mean(0)
-    v = torch.linalg.svd(finite - mu, full_matrices=False).Vh[0]
+    """s_i = <S_i - mu, v>^2 for the rows of S [n, b] (+inf where ok is False), mu and v from the ok rows.
+
+    With C the centred ok rows and C = U Sigma V' its SVD, C v_1 = sigma_1 u_1, so s = sigma_1^2 u_1^2:
+    the top eigenpair of the small Gram matrix C C' [n, n] gives the scores without the [b, b] side.
+    """
+    C = S[ok].double()
+    C = C - C.mean(0)
+    eigenvalues, eigenvectors = torch.linalg.eigh(C @ C.T)
     scores = torch.full((S.shape[0],), math.inf, dtype=torch.float64, device=S.device)
-    scores[ok] = ((finite - mu) @ v) ** 2
+    scores[ok] = eigenvalues[-1].clamp_min(0.0) * eigenvectors[:, -1] ** 2
     return scores
 
 
