@@ -23,6 +23,8 @@ replaces NaN by 0. The median norm is robust for f < n/2.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from sklearn.cluster import MeanShift, estimate_bandwidth
@@ -56,7 +58,9 @@ def largest_cluster(features: np.ndarray) -> np.ndarray:
     n = len(features)
     bandwidth = estimate_bandwidth(features, quantile=max(0.5, 2 / n)) if n > 1 else 0.0
     clustering = MeanShift(bandwidth=max(bandwidth, _MIN_BANDWIDTH), bin_seeding=True, cluster_all=False)
-    labels = clustering.fit(features).labels_
+    with warnings.catch_warnings():  # as many bins as points: it seeds from the points, and says so
+        warnings.filterwarnings("ignore", message="Binning data failed", category=UserWarning)
+        labels = clustering.fit(features).labels_
     clustered = labels[labels >= 0]
     if not len(clustered):
         return np.ones(n, dtype=bool)
