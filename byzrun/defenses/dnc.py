@@ -79,7 +79,8 @@ class DnC(Defense):
             return torch.arange(n, device=G.device)
         votes = torch.zeros(n, dtype=torch.long, device=G.device)
         generator = round_generator(G, self.seed)
-        for _ in range(self.iterations):
+        iterations = self.iterations if self.b < G.shape[1] else 1  # all coordinates: every iteration alike
+        for _ in range(iterations):
             r = coordinate_subset(G.shape[1], self.b, generator).to(G.device)
             scores = outlier_scores(G[:, r], ok)
             votes[torch.sort(scores, stable=True).indices[: self.kept(n, f)]] += 1
