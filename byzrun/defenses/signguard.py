@@ -10,15 +10,16 @@ With M the median of the submissions' L2 norms:
        (1/|S|) sum_{i in S} p_i min(1, M / ||p_i||).
 
 Mean shift is scikit-learn's (flat kernel, bin seeding, points farther than the bandwidth from every
-mode left unclustered), its bandwidth the mean distance from each point to its floor(n/2)-th nearest
-point (itself counted: scikit-learn's estimate_bandwidth at quantile 0.5, as the authors' code), but
-at least to its nearest other point (otherwise n <= 3 gives a bandwidth of 0). Choices where the paper
-is silent: the median of an even count averages the two middle norms; a non-finite norm counts as
-+inf (so it fails the norm filter); a zero bandwidth (more than half the statistics identical)
-becomes 1e-12, so that identical statistics form one cluster; an empty S gives the zero vector (the
-server skips the round). The authors' code differs in ways the paper does not describe: it takes a
-contiguous block of coordinates, divides each statistic by its maximum over the workers, and
-replaces NaN by 0. The median norm is robust for f < n/2.
+mode left unclustered). Its bandwidth is the mean distance from each point to its floor(n/2)-th
+nearest point, itself counted (scikit-learn's estimate_bandwidth at quantile 0.5, as in the authors'
+code, here on all points where the code samples 50), but at least to its nearest other point
+(otherwise n <= 3 gives a bandwidth of 0). Choices where the paper is silent: the median of an even
+count averages the two middle norms; a non-finite norm counts as +inf (so it fails the norm filter);
+a zero bandwidth (more than half the statistics identical) becomes 1e-12, so that identical
+statistics form one cluster; an empty S gives the zero vector (the server skips the round). The
+authors' code differs in ways the paper does not describe: it takes a contiguous block of
+coordinates, divides each statistic by its maximum over the workers, and replaces NaN by 0.
+The median norm is robust for f < n/2.
 """
 
 from __future__ import annotations
