@@ -224,6 +224,7 @@ def test_a_run_resets_the_state_and_calls_end_round_once_a_round(digits_cfg, mon
 
     overrides = (
         "defense=centered_clipping",
+        "defense.tau=0.1",  # small enough that clipping acts, so the centre matters
         "m=1",
         "attack=alie",
         "attack.factor=search",
@@ -248,3 +249,7 @@ def test_a_run_resets_the_state_and_calls_end_round_once_a_round(digits_cfg, mon
     again = pd.read_csv(out / "metrics.csv")
     columns = ["round", "test_acc", "test_loss", "train_loss"]
     assert again[columns].equals(metrics[columns])
+    # and the state is really used: centred on zero every round, the same run goes elsewhere
+    run(digits_cfg(*overrides, "defense.center=zero"))
+    (other,) = [p for p in (Path(cfg.results_dir) / "runs").iterdir() if p != out]
+    assert not pd.read_csv(other / "metrics.csv")["test_loss"].equals(metrics["test_loss"])
