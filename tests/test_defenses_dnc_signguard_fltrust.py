@@ -170,7 +170,7 @@ def ref_bandwidth(features: np.ndarray) -> float:
 def ref_signguard(
     G: torch.Tensor, columns: list[int], lower: float = 0.1, upper: float = 3.0
 ) -> torch.Tensor:
-    """Xu et al., Algorithm 1: the norm filter around the median norm, the largest mean-shift cluster of
+    """Xu et al. (ICDCS 2022): the norm filter around the median norm, the largest mean-shift cluster of
     the sign statistics, then the mean of the kept rows clipped to the median norm."""
     rows = plain(G)
     n, d = len(rows), len(rows[0])
@@ -272,7 +272,7 @@ def test_signguard_non_finite_rows_up_to_the_bound(n, value):
 
 
 def ref_fltrust(G: torch.Tensor, g0: torch.Tensor) -> torch.Tensor:
-    """Cao et al., Algorithm 1: TS_i = ReLU(cos(g_i, g0)), g_i rescaled to ||g0||, the TS-weighted mean
+    """Cao et al. (NDSS 2021): TS_i = ReLU(cos(g_i, g0)), g_i rescaled to ||g0||, the TS-weighted mean
     (zero when every score is 0); an undefined cosine (zero or non-finite g_i) scores 0."""
     rows, reference = plain(G), [float(x) for x in g0]
     d = len(reference)

@@ -1,5 +1,5 @@
 """Rules with state across rounds: centered clipping centred on the previous round's aggregate
-(Karimireddy, He, Jaggi, ICML 2021, Algorithm 2), and how the server drives any stateful rule (reset at
+(Karimireddy, He, Jaggi, ICML 2021), and how the server drives any stateful rule (reset at
 the start of a run, end_round once per round, state_dict to save it).
 
 The reference is the paper's recursion written plainly in float64 over several rounds.

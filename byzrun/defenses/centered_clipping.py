@@ -1,5 +1,5 @@
 """Centered clipping (Karimireddy, He, Jaggi, "Learning from History for Byzantine Robust
-Optimization", ICML 2021, Algorithm 2).
+Optimization", ICML 2021).
 
 v_{l+1} = v_l + (1/n) sum_i (p_i - v_l) min(1, tau / ||p_i - v_l||), for l = 0..L-1.
 

@@ -1,5 +1,5 @@
 """FLTrust (Cao, Fang, Liu, Gong, "FLTrust: Byzantine-robust Federated Learning via Trust
-Bootstrapping", NDSS 2021, Algorithm 1).
+Bootstrapping", NDSS 2021).
 
 The server holds a small clean root dataset and computes its own gradient g0 on it every round, at
 the current parameters. Each submission earns a trust score and is rescaled to g0's norm:

@@ -1,5 +1,5 @@
 """SignGuard (Xu, Huang, Song, Lan, "Byzantine-robust Federated Learning through Collaborative Malicious
-Gradient Filtering", ICDCS 2022, Algorithm 1).
+Gradient Filtering", ICDCS 2022).
 
 With M the median of the submissions' L2 norms:
 1. norm filter: S1 = {i : L <= ||p_i|| / M <= R};
