@@ -37,6 +37,7 @@ from byzrun.models import WorkerBatchNorm2d, build_model, calibrate_batchnorm
 from byzrun.preaggregation import Pipeline
 from byzrun.progress import Progress
 from byzrun.results import atomic_write_csv, is_finished, run_dir, start_run
+from byzrun.root_set import RootSet
 from byzrun.sampling import PartSampler, WorkerSampler, random_crop_flip
 from byzrun.speed import gpu_options
 from byzrun.split import make_sampler, split_table
@@ -62,6 +63,7 @@ class Setup:
     generator: torch.Generator
     m_auto: bool = False  # m was not set: its default followed from n and the attack
     metrics: list[dict] = field(default_factory=list)
+    root: RootSet | None = None  # the server's clean root set, for a rule that needs its gradient (FLTrust)
 
 
 def prepare(cfg: DictConfig) -> Setup | None:
@@ -93,7 +95,8 @@ def prepare(cfg: DictConfig) -> Setup | None:
     model = FlatModel(module, device, cfg.worker_chunk, **gpu_options(cfg, device))
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     sampler = make_sampler(cfg, data.train_y, generator)  # each worker's part of the data (byzrun/split.py)
-    return Setup(cfg, device, out, defense, attack, data, model, sampler, generator, m_auto)
+    root = RootSet(data, defense.root_size, cfg.seed, cfg.batch_size) if defense.root_size else None
+    return Setup(cfg, device, out, defense, attack, data, model, sampler, generator, m_auto, root=root)
 
 
 def learning_rate(cfg: DictConfig, t: int) -> float:
@@ -124,6 +127,7 @@ def train(s: Setup) -> dict:
         velocity = torch.zeros_like(theta)
     elif placement == "worker":
         velocity = torch.zeros(n, model.d, device=s.device)
+    s.defense.reset()  # a stateful rule starts every run afresh (there is no mid-run resume to restore)
     start_run(s.out, cfg)
     log.info("run directory: %s", s.out)
     atomic_write_csv(s.out / "split.csv", split_table(s.sampler.parts(), data.train_y, data.num_classes, m))
@@ -152,6 +156,7 @@ def train(s: Setup) -> dict:
         if placement == "worker":
             velocity.mul_(beta).add_(G)
             G = G.add(velocity, alpha=beta) if nesterov else velocity.clone()
+        s.defense.begin_round(s.root.gradient(model, cfg.weight_decay, cfg.grad_clip) if s.root else None)
 
         # ---- the attack replaces the last m rows
         if m:
@@ -166,6 +171,7 @@ def train(s: Setup) -> dict:
             diverged_round = t + 1
             log.warning("round %d: the aggregate is not finite (NaN/Inf); the run diverged, stopping", t + 1)
             break
+        s.defense.end_round(aggregate)
 
         # ---- the server steps (through its momentum, placement=server)
         step = aggregate

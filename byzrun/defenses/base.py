@@ -1,8 +1,17 @@
 """What every aggregation rule declares: its name, its robustness bound, and the call itself.
 
-A rule is a pure function of the submitted vectors G [n, d] and the declared number of Byzantine
-workers f, returning one vector [d]. Its class holds only options (from the config) and keeps no
-state between rounds. It declares, as data:
+A rule maps the submitted vectors G [n, d] and the declared number of Byzantine workers f to one
+vector [d]. Its class holds its options (from the config) and, for the few rules that need it, what
+the server keeps between rounds or computes itself:
+
+- state across rounds (centered clipping's previous aggregate): reset() at the start of every run,
+  updated in end_round(aggregate) once per round with the final aggregate, saved and restored with
+  state_dict() / load_state_dict(). __call__ never changes it: attacks and diagnostics call the rule
+  several times a round (an omniscient attacker probes it), and those calls must not advance it.
+- the server's own gradient (FLTrust): a rule with root_size > 0 gets it in begin_round() every
+  round, before any call; the server computes it on a clean root set of that size.
+
+Every other rule is a pure function of (G, f). It declares, as data:
 
     name = "krum"      the registry's key: `defense=krum` finds conf/defense/krum.yaml, whose
                        `_target_` names the class; also the run's label in summary.csv
@@ -56,6 +65,25 @@ class Defense:
     #: True when the rule claims robustness: it must return a finite vector when at most
     #: bound.max_f(n) rows are non-finite (NaN/Inf from an attacker)
     robust: bool = True
+    #: size of the clean root set on which the server computes its own gradient each round (FLTrust);
+    #: 0: the rule needs no server gradient
+    root_size: int = 0
+
+    def reset(self) -> None:
+        """Forget every earlier round: called at the start of each run (stateful rules override it)."""
+
+    def begin_round(self, server_gradient: Tensor | None) -> None:
+        """The server's own gradient [d] this round (None unless root_size > 0), before any call."""
+
+    def end_round(self, aggregate: Tensor) -> None:
+        """The round's final aggregate [d], once per round: a stateful rule updates its state here."""
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """What the rule keeps between rounds (empty for a stateless rule), to save with a run."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Restore what state_dict() returned."""
 
     def __call__(self, G: Tensor, f: int) -> Tensor:
         """The aggregate [d] of the vectors G [n, d], f of which may be Byzantine."""

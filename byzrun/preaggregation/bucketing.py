@@ -9,22 +9,13 @@ n' = ceil(n/s). Use it from the config: `defense.pre=[bucketing]` or `defense.pr
 
 from __future__ import annotations
 
-import hashlib
-
 import torch
 from torch import Tensor
 
 from byzrun.defenses.base import UNBOUNDED
+from byzrun.defenses.draws import round_generator
 from byzrun.errors import ConfigError
 from byzrun.preaggregation.base import PreAggregator
-
-
-def _fingerprint(G: Tensor, seed: int) -> int:
-    """A 63-bit seed from `seed` and a strided sample of G: fresh buckets every round, reproducible."""
-    step = max(1, G.shape[1] // 1024)
-    sample = G[:, ::step].detach().to("cpu", torch.float32).contiguous().numpy()
-    h = hashlib.blake2b(sample.tobytes(), digest_size=8, key=str(seed).encode())
-    return int.from_bytes(h.digest(), "little") >> 1
 
 
 class Bucketing(PreAggregator):
@@ -50,8 +41,7 @@ class Bucketing(PreAggregator):
         return -(-n // self.s)
 
     def permutation(self, G: Tensor) -> Tensor:
-        generator = torch.Generator().manual_seed(_fingerprint(G, self.seed))
-        return torch.randperm(G.shape[0], generator=generator)
+        return torch.randperm(G.shape[0], generator=round_generator(G, self.seed))
 
     def apply(self, G: Tensor, f: int) -> tuple[Tensor, Tensor]:
         n = G.shape[0]

@@ -3,7 +3,9 @@
 The pipeline also owns what concerns the composition rather than any one rule: the bound check
 (each step's bound on the vectors it receives, then the rule's on the n' vectors it sees), the
 escape hatch `allow_out_of_bound`, and the run's label (`name`, by default the steps' names and the
-rule's joined by "+", e.g. "nnm+krum").
+rule's joined by "+", e.g. "nnm+krum"). The server talks to the rule through it: reset() at the start
+of a run, begin_round(server gradient) before a round's calls, end_round(aggregate) after them (see
+byzrun/defenses/base.py); the steps keep no state, so a stateful rule's state is the rule's alone.
 """
 
 from __future__ import annotations
@@ -42,6 +44,26 @@ class Pipeline:
     @property
     def robust(self) -> bool:
         return self.rule.robust
+
+    @property
+    def root_size(self) -> int:
+        """Size of the clean root set the server needs for its own gradient (0: none)."""
+        return self.rule.root_size
+
+    def reset(self) -> None:
+        self.rule.reset()
+
+    def begin_round(self, server_gradient: Tensor | None = None) -> None:
+        self.rule.begin_round(server_gradient)
+
+    def end_round(self, aggregate: Tensor) -> None:
+        self.rule.end_round(aggregate)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return self.rule.state_dict()
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.rule.load_state_dict(state)
 
     def __call__(self, G: Tensor, f: int) -> Tensor:
         for step in self.steps:
