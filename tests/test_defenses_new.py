@@ -203,6 +203,8 @@ def test_mda_and_smea_agree_with_brute_force(n, d, f):
     # float32 inputs: the same subsets (the scores are far apart on these inputs)
     G32 = G.float()
     assert subset_of(MDA(), G32, f) == ref_mda_subset(as_np(G32), f)
+    if n <= 12:
+        assert subset_of(SMEA(), G32, f) == ref_smea_subset(as_np(G32), f)
 
 
 @pytest.mark.parametrize("n, d, f", SHAPES)
@@ -211,6 +213,8 @@ def test_monna_caf_and_clipping_agree_with_references(n, d, f):
     G = torch.from_numpy(A)
     for pivot in {0, n - f - 1}:
         assert np.allclose(MONNA(pivot=pivot)(G, f).numpy(), ref_monna(A, f, pivot), rtol=1e-12, atol=1e-15)
+        A32 = as_np(G.float())
+        assert np.allclose(MONNA(pivot=pivot)(G.float(), f).numpy(), ref_monna(A32, f, pivot), atol=1e-6)
     # filtering down to a total weight of n-2f = 1 ends on weights near 0, which amplify rounding
     tol = 1e-7 if n - 2 * f == 1 else 1e-12
     assert np.allclose(CAF()(G, f).numpy(), ref_caf(A, f), rtol=tol, atol=0)
@@ -344,6 +348,13 @@ def test_exhaustive_rules_refuse_beyond_their_budget_before_training(digits_cfg)
         piped(MDA(), allow_out_of_bound=True).check(51, 30)
     with pytest.raises(BoundError, match=r"C\(11,7\)=330 subsets, more than defense.max_subsets=100"):
         prepare(digits_cfg("defense=mda", "defense.max_subsets=100", "m=4", "attack=alie"))
+
+
+def test_the_rules_own_check_sees_the_vectors_after_pre_aggregation():
+    # bucketing by 2 leaves 26 vectors: C(26, 12) = 9,657,700 subsets
+    with pytest.raises(BoundError, match=r"n=26, f=12 would examine C\(26,14\)=9,657,700 subsets"):
+        piped(MDA(), [{"name": "bucketing", "s": 2}]).check(51, 12)
+    piped(MDA(), [{"name": "bucketing", "s": 17}]).check(51, 1)  # 3 buckets, 3 subsets
 
 
 def test_monna_refuses_a_byzantine_pivot():
