@@ -16,6 +16,8 @@ import pytest
 import torch
 
 from byzrun import defenses
+from byzrun.defenses.caf import caf_weights
+from byzrun.defenses.distances import centered_gram
 from byzrun.defenses.subsets import largest_f, subset_count
 from byzrun.errors import BoundError, ConfigError
 from byzrun.preaggregation.arc import AdaptiveRobustClipping, clipped_count
@@ -175,6 +177,21 @@ def test_clipping_and_arc_hand_computed():
     assert torch.allclose(AdaptiveRobustClipping()(G, 2), clipped, rtol=1e-15, atol=0)
 
 
+def test_ties_in_norm_and_in_tau():
+    # ARC, n = 5, f = 2: k = 2 of the norms 1, 2, 2, 2, 3 are clipped to the largest other norm, 2:
+    # which of the tied rows counts as clipped does not matter
+    G = rows([1.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, -2.0], [3.0, 0.0])
+    expected = rows([1.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, -2.0], [2.0, 0.0])
+    assert torch.equal(AdaptiveRobustClipping()(G, 2), expected)
+    assert np.allclose(ref_arc(as_np(G), 2), expected.numpy(), rtol=1e-15, atol=0)
+    # CAF on -3..3 with f = 2: the two ends tie for the largest tau and both drop to weight 0 (up to
+    # the Gram's rounding); the second step's smaller variance makes its weights the answer
+    G = rows(*([float(v)] for v in range(-3, 4)))
+    w = caf_weights(centered_gram(G), 2)
+    assert float(w[0]) < 1e-15 and float(w[6]) < 1e-15 and torch.allclose(w, w.flip(0), atol=1e-15)
+    assert abs(CAF()(G, 2).item()) < 1e-15 and abs(ref_caf(as_np(G), 2)[0]) < 1e-15
+
+
 def test_arc_count_is_the_exact_floor():
     # integer arithmetic: floor(2 (f/n) (n-f)) exactly, for every n up to 60 and every f < n
     for n in range(1, 61):
@@ -243,6 +260,7 @@ def test_duplicated_rows_monna_caf_arc():
     assert np.allclose(MONNA(pivot=1)(G, 4).numpy(), ref_monna(A, 4, 1), rtol=1e-12)
     assert np.allclose(CAF()(G, 4).numpy(), ref_caf(A, 4), rtol=1e-9)
     assert np.allclose(AdaptiveRobustClipping()(G, 4).numpy(), ref_arc(A, 4), rtol=1e-14, atol=0)
+    assert np.allclose(Clipping(c=0.5)(G, 4).numpy(), ref_clip(A, 0.5), rtol=1e-14, atol=0)
 
 
 def test_one_huge_outlier_is_left_out():
@@ -258,6 +276,8 @@ def test_one_huge_outlier_is_left_out():
     assert np.abs(caf).max() < 10 and np.allclose(caf, ref_caf(A, f), rtol=1e-9)
     arc = AdaptiveRobustClipping()(G, f)  # k = 3: the outlier is clipped to the 4th largest norm
     assert np.array_equal(arc.numpy(), ref_arc(A, f)) and float(arc.norm(dim=1).max()) < 50
+    clipped = Clipping(c=1.0)(G, f)  # the outlier scaled to norm 1, along itself: (0.5, 0.5, 0.5, 0.5)
+    assert torch.allclose(clipped[4], torch.full((4,), 0.5, dtype=torch.float64), rtol=1e-15, atol=0)
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
