@@ -401,3 +401,11 @@ def test_pre_steps_compose_from_the_command_line():
     G = torch.randn(11, 5, dtype=torch.float64) * 4
     expected = CAF()(Clipping(c=3.0)(AdaptiveRobustClipping()(G, 3), 3), 3)
     assert torch.equal(rule(G, 3), expected)
+
+
+def test_f_zero_keeps_every_row():
+    G = torch.randn(7, 4, dtype=torch.float64)
+    for rule in (MDA(), SMEA(), CAF(), MONNA(pivot=3)):
+        assert torch.allclose(rule(G, 0), G.mean(0), rtol=1e-14), rule.name
+    for step in (AdaptiveRobustClipping(), Clipping(c=1e9)):
+        assert torch.equal(step(G, 0), G)

@@ -55,14 +55,15 @@ def check_budget(rule: str, n: int, f: int, budget: int) -> None:
 
 def left_out_chunks(n: int, f: int, chunk: int = _CHUNK):
     """The f-row sets left out, in lexicographic order, as int64 arrays [c, f]."""
+    if f == 0:  # one subset: every row
+        yield np.zeros((1, 0), dtype=np.int64)
+        return
     combos = itertools.combinations(range(n), f)
     while True:
         flat = np.fromiter(itertools.chain.from_iterable(itertools.islice(combos, chunk)), dtype=np.int64)
-        if flat.size == 0 and f > 0:
+        if flat.size == 0:
             return
-        yield flat.reshape(-1, f) if f > 0 else np.zeros((1, 0), dtype=np.int64)
-        if f == 0:
-            return
+        yield flat.reshape(-1, f)
 
 
 def best_subset(n: int, f: int, score: Callable[[np.ndarray], Tensor], chunk: int = _CHUNK) -> Tensor:
