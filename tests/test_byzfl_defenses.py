@@ -200,7 +200,8 @@ def test_krum_on_close_float32_vectors_matches_the_exact_winner():
         winner = byzfl.Krum(f)(G.clone())
         if int((G == winner).all(1).nonzero()[0]) != exact:
             byzfl_wrong.append(seed)
-    assert byzfl_wrong == [15, 19]  # 2 of 27
+    # seeds 15 and 19 here (2 of 27); float32 rounding may pick others on another CPU, never none
+    assert byzfl_wrong
 
 
 def test_meamed_ties_do_not_depend_on_the_row_order():
