@@ -200,7 +200,7 @@ def test_krum_on_close_float32_vectors_matches_the_exact_winner():
         winner = byzfl.Krum(f)(G.clone())
         if int((G == winner).all(1).nonzero()[0]) != exact:
             byzfl_wrong.append(seed)
-    # seeds 15 and 19 here (2 of 27); float32 rounding may pick others on another CPU, never none
+    # seeds 15 and 19 on this project's CPU (2 of 27); which ones depends on the float32 rounding
     assert byzfl_wrong
 
 
