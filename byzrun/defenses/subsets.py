@@ -5,7 +5,7 @@ Such a rule scores every subset S of size n-f and keeps the best one: C(n, n-f) 
 training an (n, f) beyond it, naming the largest f that fits (`check_budget`).
 
 The search enumerates the f rows left out rather than the n-f kept (f < n/2 makes them the shorter
-tuples), in chunks, and hands each chunk to the rule as a bool mask `kept [c, n]` to score at once.
+tuples), in chunks, and hands each chunk to the rule as the left-out rows [c, f] to score at once.
 Ties go to the subset whose sorted row indices come first lexicographically (what a plain loop over
 itertools.combinations(range(n), n-f) with a strict `<` keeps). Listing the left-out sets in
 lexicographic order lists the kept sets in reverse lexicographic order, so the search keeps the LAST
