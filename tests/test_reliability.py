@@ -39,7 +39,7 @@ def no_data(monkeypatch):
 
 
 BAD_INPUTS = [
-    (["defense=foo"], "unknown defense 'foo'; choose one of: bulyan, bulyan_alie_code, caf, centered_clipping"),
+    (["defense=foo"], "unknown defense 'foo'; choose one of: bulyan, bulyan_alie_code, caf,"),
     (["attack=alei"], "unknown attack 'alei' (did you mean 'alie'?); choose one of: alie,"),
     (["dataset=mnsit"], "unknown dataset 'mnsit' (did you mean 'mnist'?)"),
     (["cell=table1/kru"], "unknown cell 'table1/kru' (did you mean 'table1/krum'?); choose one of: table1/"),
