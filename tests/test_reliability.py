@@ -39,7 +39,7 @@ def no_data(monkeypatch):
 
 
 BAD_INPUTS = [
-    (["defense=foo"], "unknown defense 'foo'; choose one of: bulyan, bulyan_alie_code, centered_clipping"),
+    (["defense=foo"], "unknown defense 'foo'; choose one of: bulyan, bulyan_alie_code, caf,"),
     (["attack=alei"], "unknown attack 'alei' (did you mean 'alie'?); choose one of: alie,"),
     (["dataset=mnsit"], "unknown dataset 'mnsit' (did you mean 'mnist'?)"),
     (["cell=table1/kru"], "unknown cell 'table1/kru' (did you mean 'table1/krum'?); choose one of: table1/"),
@@ -345,7 +345,7 @@ def test_help_says_what_byzrun_is_its_groups_keys_examples_and_where_results_go(
     out = capsys.readouterr().out
     assert out.startswith("byzrun: experiments on Byzantine-robust synchronous SGD")
     assert "Hydra" not in out
-    assert "defense: bulyan, bulyan_alie_code, centered_clipping" in out and "attack: alie," in out
+    assert "defense: bulyan, bulyan_alie_code, caf, centered_clipping" in out and "attack: alie," in out
     assert "n=51 m=0" in out and "momentum.placement=server" in out
     examples = out.split("== Examples ==")[1].split("==")[0].strip().splitlines()
     assert len(examples) == 3 and all(line.startswith("byzrun ") for line in examples)
