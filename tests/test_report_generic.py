@@ -6,6 +6,8 @@ attacks, only the folder given is read, the paper tables untouched, the files an
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import runpy
 import sys
@@ -99,6 +101,24 @@ def run_report(results: Path, *args: str) -> int:
     return report.main(["--results-dir", str(results), *args])
 
 
+@pytest.fixture(scope="module")
+def reported(sweep, tmp_path_factory):
+    """The report of the sweep with some options, written once per options to a folder of its own
+    (--out); returns that folder and what was printed."""
+    done: dict[tuple, tuple[Path, str]] = {}
+
+    def report_with(*args: str) -> tuple[Path, str]:
+        if args not in done:
+            out = tmp_path_factory.mktemp("out")
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                assert run_report(sweep, "--out", str(out), *args) == 0
+            done[args] = out, printed.getvalue()
+        return done[args]
+
+    return report_with
+
+
 def tidy(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
@@ -110,23 +130,23 @@ def last_k(acc: list[float], k: int) -> float:
 # ---------------------------------------------------------------- the table
 
 
-def test_rows_defense_cols_attack_sections_per_other_varying_setting(sweep, capsys):
-    assert run_report(sweep) == 0
-    out = capsys.readouterr().out
-    assert "53 run(s) under" in out and "0 for the paper tables" in out and "53 for the generic table" in out
-    frame = tidy(sweep / "sweep.csv")
+def test_rows_defense_cols_attack_sections_per_other_varying_setting(reported):
+    out, printed = reported()
+    assert "53 run(s) under" in printed and "0 for the paper tables" in printed
+    assert "53 for the generic table" in printed
+    frame = tidy(out / "sweep.csv")
     assert list(frame.columns[:5]) == ["section", "m", "defense", "attack", "metric"]
     assert sorted(frame["section"].unique()) == ["m=1", "m=2"]  # the only other varying setting
     assert sorted(frame["defense"].unique()) == ["median", "nnm+median", "trimmed_mean"]
     assert len(frame) == 2 * 3 * 3 and set(frame["metric"]) == {"last-5 mean"}
-    text = (sweep / "sweep.md").read_text()
+    text = (out / "sweep.md").read_text()
     assert "| defense / attack | none | alie | sign_flip |" in text  # none first, then by name
     assert text.index("## m=1") < text.index("## m=2")
 
 
-def test_each_cell_pools_its_seeds_mean_std_count(sweep, capsys):
-    assert run_report(sweep, "--metric", "final") == 0
-    frame = tidy(sweep / "sweep.csv").set_index(["m", "defense", "attack"])
+def test_each_cell_pools_its_seeds_mean_std_count(reported):
+    out, _ = reported("--metric", "final")
+    frame = tidy(out / "sweep.csv").set_index(["m", "defense", "attack"])
     for m in (1, 2):
         for defense in DROP:
             for attack in ("none", "alie", "sign_flip"):
@@ -136,7 +156,7 @@ def test_each_cell_pools_its_seeds_mean_std_count(sweep, capsys):
                 assert line["seeds"] == len(seeds)
                 assert line["mean"] == pytest.approx(finals.mean(), abs=1e-4)
                 assert line["std"] == pytest.approx(finals.std(ddof=1), abs=1e-4)
-    md = (sweep / "sweep.md").read_text()
+    md = (out / "sweep.md").read_text()
     none, alie = (
         [curve_of("median", attack, 1, s)[-1] for s in seeds]
         for attack, seeds in (("none", (0, 1, 2)), ("alie", (0, 1)))
@@ -191,15 +211,15 @@ def test_runs_differing_in_any_setting_but_the_seed_never_pool(tmp_path, base_cf
     }
 
 
-def test_rows_and_cols_are_chosen_and_the_rest_become_sections(sweep, capsys):
-    assert run_report(sweep, "--rows", "m", "--cols", "defense", "--metric", "max") == 0
-    frame = tidy(sweep / "sweep.csv")
+def test_rows_and_cols_are_chosen_and_the_rest_become_sections(reported):
+    out, _ = reported("--rows", "m", "--cols", "defense", "--metric", "max")
+    frame = tidy(out / "sweep.csv")
     assert list(frame.columns[:5]) == ["section", "attack", "m", "defense", "metric"]
     assert list(frame["section"].unique()) == ["attack=none", "attack=alie", "attack=sign_flip"]
     line = frame.set_index(["attack", "m", "defense"]).loc[("sign_flip", "m=2", "trimmed_mean")]
     expected = np.mean([max(curve_of("trimmed_mean", "sign_flip", 2, s)) for s in (0, 1, 2)])
     assert line["mean"] == pytest.approx(expected, abs=1e-4) and line["seeds"] == 3
-    assert "| m / defense | median | nnm+median | trimmed_mean |" in (sweep / "sweep.md").read_text()
+    assert "| m / defense | median | nnm+median | trimmed_mean |" in (out / "sweep.md").read_text()
 
 
 def test_bad_rows_or_cols_is_one_line_and_writes_nothing(tmp_path, base_cfg, capsys):
@@ -226,8 +246,9 @@ def test_bad_rows_or_cols_is_one_line_and_writes_nothing(tmp_path, base_cfg, cap
 
 
 def test_worst_case_is_the_lowest_seed_mean_over_the_attacks(sweep):
+    runs = collect(sweep)
     for metric in (Metric("last-k", 5), Metric("max"), Metric("last-k", 2)):
-        worst = worst_case(collect(sweep), metric)
+        worst = worst_case(runs, metric)
         values, attacks = matrix(worst)
         assert worst.rows == ["median", "nnm+median", "trimmed_mean"] and worst.cols == ["m=1", "m=2"]
         for i, defense in enumerate(worst.rows):
@@ -244,16 +265,16 @@ def test_worst_case_is_the_lowest_seed_mean_over_the_attacks(sweep):
     assert attacks[0][0] == "alie" and attacks[2][0] == "sign_flip"  # the worst attack depends on the rule
 
 
-def test_worst_case_files_and_heatmap(sweep):
-    assert run_report(sweep) == 0
-    png = (sweep / "worst_case.png").read_bytes()
+def test_worst_case_files_and_heatmap(sweep, reported):
+    out, _ = reported()
+    png = (out / "worst_case.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
-    frame = tidy(sweep / "worst_case.csv")
+    frame = tidy(out / "worst_case.csv")
     values, attacks = matrix(worst_case(collect(sweep), Metric()))
     assert frame["worst_mean"].tolist() == pytest.approx(values.ravel().round(4).tolist())
     assert frame["worst_attack"].tolist() == [a for row in attacks for a in row]
     assert set(frame["attacks"]) == {2}
-    md = (sweep / "worst_case.md").read_text()
+    md = (out / "worst_case.md").read_text()
     assert "| defense | m=1 | m=2 |" in md and f"| median | {values[0, 0]:.1f} ± " in md
     assert "mean over seeds first, then the minimum over attacks" in md
 
@@ -292,13 +313,10 @@ def test_paper_runs_keep_their_table_and_stay_out_of_the_generic_one(tmp_path, b
     assert tidy(tmp_path / "sweep.csv")["attack"].tolist() == ["alie"]
 
 
-def test_files_markdown_csv_latex_curves_and_the_same_bytes_twice(sweep, capsys):
-    assert run_report(sweep) == 0
-    written = [
-        line.removeprefix("wrote ")
-        for line in capsys.readouterr().out.splitlines()
-        if line.startswith("wrote ")
-    ]
+def test_files_markdown_csv_latex_curves_and_the_same_bytes_twice(sweep, reported):
+    out, printed = reported()
+    written = [line.removeprefix("wrote ") for line in printed.splitlines() if line.startswith("wrote ")]
+    assert {Path(p).parent for p in written} == {out}
     names = sorted(Path(p).name for p in written)
     curves = [n for n in names if n.startswith("sweep_curves-")]
     assert len(curves) == 2 and all(n.endswith(".png") for n in curves)  # a section each
@@ -311,18 +329,18 @@ def test_files_markdown_csv_latex_curves_and_the_same_bytes_twice(sweep, capsys)
             *(f"worst_case.{e}" for e in ("md", "csv", "tex", "png")),
         ]
     )
-    md = (sweep / "sweep.md").read_text()
+    md = (out / "sweep.md").read_text()
     assert all(f"Curves: {name}" in md for name in curves)
-    tex = (sweep / "sweep.tex").read_text()
+    tex = (out / "sweep.tex").read_text()
     assert tex.count(r"\begin{tabular}{lrrr}") == tex.count(r"\end{tabular}") == 2
     rows = [line for line in tex.splitlines() if line.endswith(r"\\")]
     assert len(rows) == 2 * 4 and all(line.count("&") == 3 for line in rows)
     assert "±" not in tex and r"$\pm$" in tex and "nnm+median" in tex and r"trimmed\_mean" in tex
-    wtex = (sweep / "worst_case.tex").read_text()
+    wtex = (out / "worst_case.tex").read_text()
     assert wtex.count(r"\begin{tabular}{lrr}") == 1 and r"sign\_flip" in wtex
-    before = {p.name: p.read_bytes() for p in sweep.iterdir() if p.suffix in (".md", ".csv", ".tex")}
-    assert run_report(sweep) == 0
-    assert {p.name: p.read_bytes() for p in sweep.iterdir() if p.suffix in (".md", ".csv", ".tex")} == before
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix in (".md", ".csv", ".tex")}
+    assert run_report(sweep, "--out", str(out)) == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.suffix in (".md", ".csv", ".tex")} == before
 
 
 def test_python_dash_m_byzrun_report(tmp_path, base_cfg, monkeypatch, capsys):
