@@ -209,6 +209,9 @@ def test_runs_differing_in_any_setting_but_the_seed_never_pool(tmp_path, base_cf
         ("lr=0.05", "median [defense.even=lower]"): (10.0, 1),
         ("lr=0.1", "median [defense.even=average]"): (60.0, 1),
     }
+    assert len(list(tmp_path.glob("sweep_curves-*.png"))) == 2
+    assert run_report(tmp_path, "--cols", "lr") == 0  # one section now: the earlier curves go
+    assert [p.name for p in tmp_path.glob("sweep_curves*.png")] == ["sweep_curves.png"]
 
 
 def test_rows_and_cols_are_chosen_and_the_rest_become_sections(reported):

@@ -3,7 +3,8 @@
 - sweep.md, sweep.csv, sweep.tex: the generic table (byzrun.report.sweep), a section per combination
   of the settings that vary besides its rows and columns;
 - sweep_curves.png (one section) or sweep_curves-<6-character hash of the section>.png: per section,
-  test accuracy over rounds, a panel per cell, a line per seed;
+  test accuracy over rounds, a panel per cell, a line per seed (those of an earlier report that are no
+  section now are removed, so that the folder shows this report only);
 - worst_case.md, worst_case.csv, worst_case.tex, worst_case.png: the lowest accuracy over the attacks
   per defense and settings (byzrun.report.worst), when some run is attacked.
 """
@@ -29,11 +30,15 @@ def write_sweep(runs: list[Run], out: Path, rows: Dimension, cols: Dimension, me
     """Build, print and write the generic table and the worst case; returns the paths written."""
     table = build_table(runs, rows, cols, metric)
     curves, written = {}, []
+    earlier = set(out.glob("sweep_curves*.png"))
     for section in table.sections:
         path = out / curves_name(table, section.facets)
         if plot_curves(table, section, path):
             curves[section.title] = path.name
             written.append(path)
+    for stale in sorted(earlier - set(written)):  # sections of an earlier report: gone
+        stale.unlink()
+        print(f"removed {stale} (a section no longer in the table)")
     text = markdown(table, curves)
     print(text)
     for ext, content in (("md", text), ("csv", csv(table)), ("tex", latex(table))):
