@@ -137,6 +137,7 @@ def test_rows_defense_cols_attack_sections_per_other_varying_setting(reported):
     frame = tidy(out / "sweep.csv")
     assert list(frame.columns[:5]) == ["section", "m", "defense", "attack", "metric"]
     assert sorted(frame["section"].unique()) == ["m=1", "m=2"]  # the only other varying setting
+    assert sorted(frame["m"].unique()) == [1, 2]  # the bare value of a one-key dimension
     assert sorted(frame["defense"].unique()) == ["median", "nnm+median", "trimmed_mean"]
     assert len(frame) == 2 * 3 * 3 and set(frame["metric"]) == {"last-5 mean"}
     text = (out / "sweep.md").read_text()
@@ -152,7 +153,7 @@ def test_each_cell_pools_its_seeds_mean_std_count(reported):
             for attack in ("none", "alie", "sign_flip"):
                 seeds = [s for s in (0, 1, 2) if (defense, attack, m, s) != ("median", "alie", 1, 2)]
                 finals = np.array([curve_of(defense, attack, m, s)[-1] for s in seeds], dtype=np.float64)
-                line = frame.loc[(f"m={m}", defense, attack)]
+                line = frame.loc[(m, defense, attack)]
                 assert line["seeds"] == len(seeds)
                 assert line["mean"] == pytest.approx(finals.mean(), abs=1e-4)
                 assert line["std"] == pytest.approx(finals.std(ddof=1), abs=1e-4)
@@ -219,7 +220,7 @@ def test_rows_and_cols_are_chosen_and_the_rest_become_sections(reported):
     frame = tidy(out / "sweep.csv")
     assert list(frame.columns[:5]) == ["section", "attack", "m", "defense", "metric"]
     assert list(frame["section"].unique()) == ["attack=none", "attack=alie", "attack=sign_flip"]
-    line = frame.set_index(["attack", "m", "defense"]).loc[("sign_flip", "m=2", "trimmed_mean")]
+    line = frame.set_index(["attack", "m", "defense"]).loc[("sign_flip", 2, "trimmed_mean")]
     expected = np.mean([max(curve_of("trimmed_mean", "sign_flip", 2, s)) for s in (0, 1, 2)])
     assert line["mean"] == pytest.approx(expected, abs=1e-4) and line["seeds"] == 3
     assert "| m / defense | median | nnm+median | trimmed_mean |" in (out / "sweep.md").read_text()

@@ -55,6 +55,14 @@ class Dimension:
         parts = [f"{k}={fmt(run.settings.get(k))}" for k in varying if self.covers(k)]
         return ", ".join(parts) or "all"
 
+    def value(self, run: Run, varying: list[str]) -> str:
+        """The value for a CSV column: the bare value when the dimension is one varying key, else the
+        label."""
+        keys = [k for k in varying if self.covers(k)]
+        if self.name in GROUPS or len(keys) != 1:
+            return self.label(run, varying)
+        return fmt(run.settings.get(keys[0]))
+
     def order(self, run: Run, varying: list[str]) -> tuple:
         """Sort key of a value: defenses and attacks by name ('none' first), settings by value."""
         if self.name in GROUPS:
@@ -65,11 +73,13 @@ class Dimension:
 
 @dataclass
 class Entry:
-    """One value of a dimension: its label (suffixed when shared) and a sort key."""
+    """One value of a dimension: its label (suffixed when shared), a sort key, whether it is attacked
+    and its value for the CSV."""
 
     label: str
     order: tuple
     attacked: bool = True
+    value: str = ""
 
 
 @dataclass
@@ -84,13 +94,15 @@ class Cell:
 @dataclass
 class SweepSection:
     """The runs of one combination of the section dimensions: its label per dimension, rows and columns
-    (those with a run in the section), and cells by (row label, column label)."""
+    (those with a run in the section), cells by (row label, column label), and its value per dimension
+    (for the CSV)."""
 
     facets: dict[str, str]
     runs: list[Run]
     rows: list[str]
     cols: list[str]
     cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
+    values: dict[str, str] = field(default_factory=dict)
 
     @property
     def title(self) -> str:
@@ -152,7 +164,9 @@ def entries(dim: Dimension, runs: list[Run], varying: list[str], where: str) -> 
     labelled = [(dim.label(r, varying), dim.identity(r)) for r in firsts]
     found = {}
     for group, (label, _), suffix in zip(groups.values(), labelled, suffixes(labelled, where)):
-        entry = Entry(label + suffix, dim.order(group[0], varying), group[0].text("attack") != "none")
+        first = group[0]
+        value = dim.value(first, varying) + suffix
+        entry = Entry(label + suffix, dim.order(first, varying), first.text("attack") != "none", value)
         found.update({r.name: entry for r in group})
     return found
 
@@ -175,6 +189,7 @@ def build_table(runs: list[Run], rows: Dimension, cols: Dimension, metric: Metri
     for key in sorted(by_section, key=lambda k: (order[k], k)):
         members = by_section[key]
         section = SweepSection(dict(zip([f.name for f in facets], key)), members, [], [])
+        section.values = {f.name: found[members[0].name].value for f, found in zip(facets, facet_of)}
         section.rows = ordered(members, row_of)
         section.cols = ordered(members, col_of)
         for row in section.rows:

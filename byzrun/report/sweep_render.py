@@ -14,7 +14,7 @@ from byzrun.report.captions import alternatives, protocol_parts, seeds_text
 from byzrun.report.collect import settings_hash
 from byzrun.report.render import LATEX, MARKDOWN, Style, format_stat, latex_escape
 from byzrun.report.specs import dataset_label
-from byzrun.report.sweep import SweepSection, SweepTable
+from byzrun.report.sweep import SweepSection, SweepTable, dimension_names
 from byzrun.report.tables import per_seed_text
 from byzrun.report.worst import WorstTable
 
@@ -67,7 +67,8 @@ def markdown(table: SweepTable, curves: dict[str, str] | None = None) -> str:
     """sweep.md: a heading, then per section its title, caption, table and curves file."""
     runs = sum(len(s.runs) for s in table.sections)
     lines = [f"# byzrun sweep: {heading(table)}", ""]
-    lines += [f"{runs} run(s); settings that vary: {', '.join(table.varying) or 'none'}.", ""]
+    varying = ", ".join(dimension_names(table.varying)) or "none"
+    lines += [f"{runs} run(s); settings that vary: {varying}.", ""]
     lines += [f"Cells: {table.metric.description}, {POOLING}.", ""]
     for section in table.sections:
         lines += [f"## {section.title}", "", caption(section), ""]
@@ -94,7 +95,11 @@ def csv(table: SweepTable) -> str:
     lines = []
     for section in table.sections:
         for (row, col), cell in section.cells.items():
-            line = {"section": section.title, **section.facets, table.rows.name: row, table.cols.name: col}
+            line = {"section": section.title, **section.values}
+            line[table.rows.name], line[table.cols.name] = (
+                table.row_entries[row].value,
+                table.col_entries[col].value,
+            )
             line.update(metric=table.metric.name, **cell.stats, per_seed=per_seed_text(cell.values))
             line["settings_hash"] = settings_hash(cell.runs[0].settings)
             lines.append(line)
@@ -139,7 +144,7 @@ def worst_latex(worst: WorstTable) -> str:
 
 
 def worst_csv(worst: WorstTable) -> str:
-    facets = {s.title: s.facets for s in worst.table.sections}
+    facets = {s.title: s.values for s in worst.table.sections}
     lines = []
     for row in worst.rows:
         for col in worst.cols:
