@@ -47,7 +47,7 @@ BAD_INPUTS = [
     (["hydra/launcher=nope"], "unknown launcher 'nope'; choose one of: basic,"),
     (["defense.foo=1"], "unknown key 'defense.foo'; defense Mean has: allow_out_of_bound, pre, name"),
     (["defense=krum", "defense.neighbor=1"], "unknown key 'defense.neighbor' (did you mean 'neighbours'?)"),
-    (["+defense.foo=1"], "cannot build defense"),
+    (["+defense.foo=1"], "unknown key 'defense.foo'"),  # `+` adds no key a rule does not take
     (["learning_rate=3"], "unknown key 'learning_rate'; the keys are: n, m, seed"),
     (
         ["momentum.bet=0.5"],
