@@ -199,6 +199,8 @@ def config_hash(cfg: DictConfig) -> str:
     }
     if changed:
         container["gpu"] = changed
+    if not container.get("deterministic"):  # the default leaves the hashes of earlier runs as they were
+        container.pop("deterministic", None)
     if isinstance(container.get("dataset"), dict):
         container["dataset"].pop("root", None)  # where the files are does not change the result
         container["dataset"].pop("download", None)
