@@ -109,11 +109,7 @@ def apply(cfg: DictConfig) -> None:
     if _defaults is None:
         _defaults = {"threads": torch.get_num_threads(), "mkldnn": torch.backends.mkldnn.enabled}
         _defaults["nnpack"] = torch.backends.nnpack.set_flags(False)[0]  # returns the former flags
-    torch.set_num_threads(THREADS)
-    torch.backends.mkldnn.enabled = False
-    torch.backends.nnpack.set_flags(False)
-    torch.backends.cudnn.benchmark = False
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    pin_torch()
     capability = torch.backends.cpu.get_cpu_capability()
     if capability != CAPABILITY:
         log.warning(
@@ -124,6 +120,17 @@ def apply(cfg: DictConfig) -> None:
             CAPABILITY,
         )
     log.info("deterministic: %s kernels, MKL_CBWR=%s, %d thread", capability, PINNED_ENV["MKL_CBWR"], THREADS)
+
+
+def pin_torch() -> None:
+    """torch's run-time switches of a deterministic run (module docstring)."""
+    import torch
+
+    torch.set_num_threads(THREADS)
+    torch.backends.mkldnn.enabled = False
+    torch.backends.nnpack.set_flags(False)
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def summary_fields(cfg: DictConfig) -> dict:
