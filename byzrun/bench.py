@@ -173,6 +173,7 @@ def deterministic_cost(models: list[str], repeats: int = 3, alternations: int = 
         ms = {name: best[name][model] for name in settings}
         rows.append(
             {
+                "model": model,
                 "key": model,
                 "threads": torch.get_num_threads(),
                 **{f"{name}_ms": v for name, v in ms.items()},
@@ -235,8 +236,8 @@ def main(argv: list[str] | None = None) -> None:
             "\ndeterministic=true on the CPU (byzrun.reproducible), byzrun's round: rounds/s pinned over the "
             f"default on {torch.get_num_threads()} threads and on one (best of separate processes):"
         )
-        print(cost.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-        cost.to_csv(out / "deterministic.csv", index=False)
+        print(cost.drop(columns="key").to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        cost.drop(columns="key").to_csv(out / "deterministic.csv", index=False)
         for row in cost.to_dict("records"):
             print(machine_line(row, ["deterministic_speed", "deterministic_speed_1thread"], "model"))
     if not args.skip_aggregation:
