@@ -86,7 +86,7 @@ def signed(value: float) -> str:
     return format_diff(value, STYLE)
 
 
-def ratio(value: float) -> str:
+def two_decimals(value: float) -> str:
     return f"{value:.2f}"
 
 
@@ -254,8 +254,8 @@ def add_krum_argument(out: Claims, runs: list[Run]) -> None:
     out.count("krum_arg.neighbours", neighbours)
     out.count("krum_arg.honest", honest)
     out.count("krum_arg.twice_neighbours", 2 * neighbours)
-    out.add("krum_arg.z_squared", math.sqrt(2 * neighbours / honest - 1), ratio)
-    out.add("krum_arg.z_plain", math.sqrt(2 * (neighbours / honest) ** 2 - 1), ratio)
+    out.add("krum_arg.z_squared", math.sqrt(2 * neighbours / honest - 1), two_decimals)
+    out.add("krum_arg.z_plain", math.sqrt(2 * (neighbours / honest) ** 2 - 1), two_decimals)
     out.add("krum_arg.z", z, acc)
 
 
@@ -283,8 +283,10 @@ def add_momentum_cell(out: Claims, row: Row) -> None:
     key, by = momentum_key(row), placements(row)
     for placement, runs in by.items():
         add_cell(out, f"{key}.{placement}", runs, "max_test_acc", "final_test_acc")
+        for run in runs:  # two decimals where one decimal would hide which placement is higher
+            out.add(f"{key}.{placement}.s{run.seed}.max2", run.value("max_test_acc"), two_decimals)
         ratios = [variance_norm(r) for r in runs]
-        out.add(f"{key}.{placement}.vn", statistics.fmean(ratios), ratio)
+        out.add(f"{key}.{placement}.vn", statistics.fmean(ratios), two_decimals)
     out.add(
         f"{key}.diff", mean_of(by["worker"], "max_test_acc") - mean_of(by["server"], "max_test_acc"), signed
     )
@@ -325,24 +327,30 @@ def add_momentum_lr(out: Claims, rows: list[Row], lr: float) -> None:
     out.add(f"{key}.gain_max", max(gains), signed)
     out.add(f"{key}.gain_median", statistics.median(gains), signed)
     for attack in ("little", "empire"):
+        add_group(out, f"{key}.{attack}", [r for r in kept if r.fields["attack"] == attack])
         for f in (12, 24):
             group = [r for r in kept if r.fields["attack"] == attack and r.fields["f"] == f]
-            if not group:
-                continue
-            sub = f"{key}.{attack}.f{f}"
-            d = [out[f"{momentum_key(r)}.diff"].value for r in group]
-            out.add(f"{sub}.diff_min", min(d), signed)
-            out.add(f"{sub}.diff_max", max(d), signed)
-            out.count(f"{sub}.cells", len(group))
-            out.count(f"{sub}.pairs_won", sum(out[f"{momentum_key(r)}.pairs_won"].value for r in group))
-            comparisons = [vn_higher(r) for r in group]
-            higher = [c for c in comparisons if c[0]]
-            out.count(f"{sub}.vn_higher_cells", len(higher))
-            out.count(f"{sub}.vn_higher_seeds", sum(c[1] for c in comparisons))
-            out.count(f"{sub}.vn_seeds", sum(c[2] for c in comparisons))
-            if higher:
-                out.add(f"{sub}.vn_higher_pct_min", 100 * (min(c[3] for c in higher) - 1), whole)
-                out.add(f"{sub}.vn_higher_pct_max", 100 * (max(c[3] for c in higher) - 1), whole)
+            add_group(out, f"{key}.{attack}.f{f}", group)
+
+
+def add_group(out: Claims, key: str, group: list[Row]) -> None:
+    """A group of cells that train: the range of Δ, pairs won, and in how many cells and (cell, seed)
+    pairs the variance-norm ratio is higher with worker momentum (and by how much, in %)."""
+    if not group:
+        return
+    d = [out[f"{momentum_key(r)}.diff"].value for r in group]
+    out.add(f"{key}.diff_min", min(d), signed)
+    out.add(f"{key}.diff_max", max(d), signed)
+    out.count(f"{key}.cells", len(group))
+    out.count(f"{key}.pairs_won", sum(out[f"{momentum_key(r)}.pairs_won"].value for r in group))
+    comparisons = [vn_higher(r) for r in group]
+    higher = [c for c in comparisons if c[0]]
+    out.count(f"{key}.vn_higher_cells", len(higher))
+    out.count(f"{key}.vn_higher_seeds", sum(c[1] for c in comparisons))
+    out.count(f"{key}.vn_seeds", sum(c[2] for c in comparisons))
+    if higher:
+        out.add(f"{key}.vn_higher_pct_min", 100 * (min(c[3] for c in higher) - 1), whole)
+        out.add(f"{key}.vn_higher_pct_max", 100 * (max(c[3] for c in higher) - 1), whole)
 
 
 def add_momentum(out: Claims, sec: Section) -> None:

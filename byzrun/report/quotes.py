@@ -8,8 +8,11 @@ A README marks what a passage quotes with an HTML comment right after it, invisi
 The passage is the text since the previous marker, blank line or list item. Each claim named must appear
 in its passage as its text (a whole number: `8` does not match inside `18` or `8.2`), and every number of
 the passage that looks like a result (a decimal, a percentage, a signed difference, a count in `N of M`)
-must be one of the named claims' texts or a setting (after `=`, `lr`, `z`, a Greek letter ...). A summary
-table is a generated block between `<!-- summary table: table1 -->` and `<!-- end of summary table -->`.
+must be one of the named claims' texts or a setting (after `=`, `lr`, `z`, a Greek letter ...).
+`<!-- quotes: setup -->` marks a passage whose numbers describe the set-up (settings, the differential
+test), not results. A result-looking number outside every marked passage is an error; in a file with
+`<!-- results -->` ... `<!-- end of results -->` regions (README.md), only inside them. A summary table is
+a generated block between `<!-- summary table: table1 -->` and `<!-- end of summary table -->`.
 
     python -m byzrun.report.quotes README.md results/paper/README.md           exit 1 on a wrong number
     python -m byzrun.report.quotes --write README.md results/paper/README.md   rewrite the summary tables
@@ -36,12 +39,14 @@ RESULT = re.compile(
     r"|(?<=of )(?:the |its )?\d+(?![\w.])"
 )
 #: a number right after one of these is a setting or an index, not a result
-SETTING_BEFORE = re.compile(r"(?:[=∈≈{,/·]|\blr|\bz|\bbeta|[εαβσ]|\bseeds?|\bround|\bTable|\bissue)\s*$")
+SETTING_BEFORE = re.compile(
+    r"(?:[=∈≈{·]|\blr|\bz|\bbeta|[εαβσ]|\bseeds?|\bround|\bTable|\bissue|\bbatch(?: of)?)\s*$"
+)
 CODE_SPAN = re.compile(r"`[^`]*`|\]\([^)]*\)")
 
 
-class Mismatch(Exception):
-    """A README number that the runs do not give; the message names the file, passage and claim."""
+#: the marker of a passage whose numbers describe the set-up, not the runs' results
+SETUP = "setup"
 
 
 def passages(text: str) -> list[tuple[str, list[str]]]:
@@ -57,7 +62,10 @@ def passages(text: str) -> list[tuple[str, list[str]]]:
 
 
 def unmarked(text: str) -> list[str]:
-    """Prose outside markers' passages, code blocks, tables and generated blocks."""
+    """Prose outside markers' passages, code blocks, tables and generated blocks; in a file with
+    `<!-- results -->` ... `<!-- end of results -->` regions, only the prose inside them."""
+    regions = re.findall(r"<!-- results -->(.*?)<!-- end of results -->", text, flags=re.S)
+    text = "\n\n".join(regions) if regions else text
     text = re.sub(r"```.*?```", " ", text, flags=re.S)
     text = re.sub(TABLE_START.pattern + r".*?" + re.escape(TABLE_END), " ", text, flags=re.S)
     out = []
@@ -88,6 +96,8 @@ def check_text(text: str, known: dict[str, Claim], where: str) -> list[str]:
     problems = []
     for passage, keys in passages(text):
         head = " ".join(passage.split())[:70]
+        if keys == [SETUP]:
+            continue
         texts = set()
         for key in keys:
             claim = known.get(key)
