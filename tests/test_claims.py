@@ -22,10 +22,12 @@ def known() -> dict[str, Claim]:
     return claims(RESULTS)
 
 
-def raw_runs(folder: Path) -> pd.DataFrame:
-    """Every run's summary row with the config keys the checks below need, read without byzrun."""
+@pytest.fixture(scope="module")
+def raw_runs() -> pd.DataFrame:
+    """Every run of results/paper: its summary row and the config keys the checks below need, read
+    without byzrun."""
     lines = []
-    for summary in sorted(folder.glob("runs/*/summary.csv")):
+    for summary in sorted((RESULTS / "paper").glob("runs/*/summary.csv")):
         config = yaml.safe_load((summary.parent / "config.yaml").read_text())
         row = pd.read_csv(summary).iloc[0].to_dict()
         row.update(
@@ -53,9 +55,9 @@ def test_the_readmes_quote_the_runs(known):
     assert problems == []
 
 
-def test_momentum_counts_match_a_direct_count(known):
+def test_momentum_counts_match_a_direct_count(known, raw_runs):
     """Pairs won by worker momentum and broken cells, recounted from summary.csv and config.yaml alone."""
-    runs = raw_runs(RESULTS / "paper")
+    runs = raw_runs
     runs = runs[runs["table"] == "momentum"]
     for lr in (0.5, 0.02):
         at = runs[runs["lr_"] == lr]
@@ -75,9 +77,9 @@ def test_momentum_counts_match_a_direct_count(known):
     assert (all_half["worker"] > all_half["server"]).sum() == 106 and len(all_half) == 110
 
 
-def test_krum_capture_counts_match_the_metrics(known):
+def test_krum_capture_counts_match_the_metrics(known, raw_runs):
     """305 evaluations of Krum (paper) without a Byzantine row; the code's Krum's rates per seed."""
-    runs = raw_runs(RESULTS / "paper")
+    runs = raw_runs
     for label, key in (("Krum (paper)", "t1.krum_paper"), ("Krum (ALIE code)", "t1.krum_code")):
         members = runs[(runs["table"] == "table1") & (runs["label"] == label)]
         selected = [pd.read_csv(d / "metrics.csv")["byz_selected"] for d in members["directory"]]
@@ -89,8 +91,8 @@ def test_krum_capture_counts_match_the_metrics(known):
     assert known["t1.krum_paper.evaluations"].value == 305
 
 
-def test_table1_final_means_match_a_direct_mean(known):
-    runs = raw_runs(RESULTS / "paper")
+def test_table1_final_means_match_a_direct_mean(known, raw_runs):
+    runs = raw_runs
     table1 = runs[runs["table"] == "table1"]
     for label, key in (("No Defense", "no_defense"), ("Bulyan (ALIE code)", "bulyan_code")):
         finals = table1[table1["label"] == label]["final_test_acc"]
@@ -143,3 +145,24 @@ def test_check_finds_every_wrong_or_unmarked_number(passage, wrong):
     assert len(problems) == len(wrong)
     for message, expected in zip(problems, wrong):
         assert expected in message
+
+
+def test_summary_tables_show_the_committed_tables_cells():
+    """The READMEs' summary tables read the same as the full tables `make tables` committed."""
+    full = {}
+    for line in (RESULTS / "paper" / "table1_mnist.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and len(cells) > 4:
+            full[cells[0]] = cells
+    summary = quotes.table1(RESULTS).splitlines()[2:]
+    assert len(summary) == 8
+    for line in summary:
+        row, best, final, code, paper, diff = (c.strip() for c in line.strip("|").split("|"))
+        committed = full[row]
+        assert (best, final, paper, diff, code) == (
+            committed[1],
+            committed[3],
+            committed[5],
+            committed[6],
+            committed[7],
+        )
