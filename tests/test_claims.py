@@ -22,8 +22,7 @@ def known() -> dict[str, Claim]:
     return claims(RESULTS)
 
 
-@pytest.fixture(scope="module")
-def raw_runs() -> pd.DataFrame:
+def read_raw_runs() -> pd.DataFrame:
     """Every run of results/paper: its summary row and the config keys the checks below need, read
     without byzrun."""
     lines = []
@@ -35,12 +34,16 @@ def raw_runs() -> pd.DataFrame:
             placement=config["momentum"]["placement"],
             lr_=config["lr"],
             f=config["m"],
-            defense_name=config["defense"]["name"],
             table=config.get("name"),
             label=config.get("row"),
         )
         lines.append(row)
     return pd.DataFrame(lines)
+
+
+@pytest.fixture(scope="module")
+def raw_runs() -> pd.DataFrame:
+    return read_raw_runs()
 
 
 def test_the_readmes_quote_the_runs(known):
@@ -62,17 +65,17 @@ def test_momentum_counts_match_a_direct_count(known, raw_runs):
     for lr in (0.5, 0.02):
         at = runs[runs["lr_"] == lr]
         wide = at.pivot_table(
-            index=["attack", "defense_name", "f", "seed"], columns="placement", values="max_test_acc"
+            index=["attack", "defense", "f", "seed"], columns="placement", values="max_test_acc"
         )
         cells = wide.groupby(level=[0, 1, 2]).mean()
         broken = cells[(cells["server"] <= 20) & (cells["worker"] <= 20)].index
-        kept = wide[~wide.index.droplevel(3).isin(broken)]
+        kept = wide[[index[:3] not in set(broken) for index in wide.index]]
         assert known[f"m.{lr:g}.broken"].value == len(broken) == 1
         assert known[f"m.{lr:g}.kept_pairs"].value == len(kept)
         assert known[f"m.{lr:g}.kept_pairs_won"].value == (kept["worker"] > kept["server"]).sum()
     # with the broken cells counted, as the reviewer counted: 106 and 104 of 110
     all_half = runs[runs["lr_"] == 0.5].pivot_table(
-        index=["attack", "defense_name", "f", "seed"], columns="placement", values="max_test_acc"
+        index=["attack", "defense", "f", "seed"], columns="placement", values="max_test_acc"
     )
     assert (all_half["worker"] > all_half["server"]).sum() == 106 and len(all_half) == 110
 

@@ -292,7 +292,9 @@ def add_momentum_cell(out: Claims, row: Row) -> None:
     )
     won = sum(w.value("max_test_acc") > s.value("max_test_acc") for s, w in zip(by["server"], by["worker"]))
     out.count(f"{key}.pairs_won", won)
-    out.count(f"{key}.pairs_lost", len(by["server"]) - won)
+    tied = sum(w.value("max_test_acc") == s.value("max_test_acc") for s, w in zip(by["server"], by["worker"]))
+    out.count(f"{key}.pairs_tied", tied)
+    out.count(f"{key}.pairs_lost", len(by["server"]) - won - tied)
 
 
 def is_broken(row: Row) -> bool:
@@ -323,6 +325,7 @@ def add_momentum_lr(out: Claims, rows: list[Row], lr: float) -> None:
     out.count(f"{key}.kept_won", len(gains))
     out.count(f"{key}.kept_pairs", sum(len(placements(r)["server"]) for r in kept))
     out.count(f"{key}.kept_pairs_won", sum(pairs))
+    out.count(f"{key}.kept_pairs_tied", sum(out[f"{momentum_key(r)}.pairs_tied"].value for r in kept))
     out.add(f"{key}.gain_min", min(gains), signed)
     out.add(f"{key}.gain_max", max(gains), signed)
     out.add(f"{key}.gain_median", statistics.median(gains), signed)
@@ -348,6 +351,8 @@ def add_group(out: Claims, key: str, group: list[Row]) -> None:
     out.count(f"{key}.vn_higher_cells", len(higher))
     out.count(f"{key}.vn_higher_seeds", sum(c[1] for c in comparisons))
     out.count(f"{key}.vn_seeds", sum(c[2] for c in comparisons))
+    out.count(f"{key}.vn_lower_cells", len(comparisons) - len(higher))
+    out.count(f"{key}.vn_lower_seeds", sum(c[2] - c[1] for c in comparisons))
     if higher:
         out.add(f"{key}.vn_higher_pct_min", 100 * (min(c[3] for c in higher) - 1), whole)
         out.add(f"{key}.vn_higher_pct_max", 100 * (max(c[3] for c in higher) - 1), whole)
