@@ -169,6 +169,7 @@ def add_cell(out: Claims, key: str, runs: list[Run], best: str, final: str) -> N
     drops = [r.value(best) - r.value(final) for r in runs]
     out.count(f"{key}.collapsed", sum(d > COLLAPSE for d in drops))
     kept = [d for d in drops if d <= COLLAPSE]
+    out.count(f"{key}.kept", len(kept))
     if kept:
         out.add(f"{key}.kept_drop_max", max(kept))
 
@@ -285,6 +286,7 @@ def add_momentum_cell(out: Claims, row: Row) -> None:
         add_cell(out, f"{key}.{placement}", runs, "max_test_acc", "final_test_acc")
         for run in runs:  # two decimals where one decimal would hide which placement is higher
             out.add(f"{key}.{placement}.s{run.seed}.max2", run.value("max_test_acc"), two_decimals)
+        out.add(f"{key}.{placement}.max2", mean_of(runs, "max_test_acc"), two_decimals)
         ratios = [variance_norm(r) for r in runs]
         out.add(f"{key}.{placement}.vn", statistics.fmean(ratios), two_decimals)
     out.add(
@@ -381,6 +383,7 @@ def claims(results: Path = Path("results")) -> dict[str, Claim]:
     add_krum_capture(out, "t1.krum_paper", row_of(t1, "Krum (paper)").runs)
     add_krum_capture(out, "t1.krum_code", row_of(t1, "Krum (ALIE code)").runs)
     add_krum_argument(out, row_of(t1, "Krum (paper)").runs)
+    out.add("collapse_limit", COLLAPSE, whole)
     add_momentum(out, section(paper, "momentum_fashion_mnist"))
     add_evidence(out, evidence)
     if (results / MACHINE).is_dir():
