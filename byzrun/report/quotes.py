@@ -33,7 +33,7 @@ TABLE_START = re.compile(r"<!-- summary table: (\w+) -->\n")
 TABLE_END = "<!-- end of summary table -->"
 # a result-looking number: signed or not, a decimal, a percentage, or the first of "N of M" / "N of the M"
 RESULT = re.compile(
-    r"(?<![\w.])[+-−]?\d+\.\d+%?(?![\w.]*\d)"
+    r"(?<![\w.])[-+−]?\d+\.\d+%?(?![\w.]*\d)"
     r"|(?<![\w.])\d+(?:\.\d+)?%"
     r"|(?<![\w.])\d+(?= of (?:the |its )?\d)"
     r"|(?<=of )(?:the |its )?\d+(?![\w.])"
