@@ -111,6 +111,13 @@ def test_one_rounding_rule_in_tables_and_text(known):
     assert known["t2.no_defense_code.own.code_diff"].text == "+0.8"  # from the means, not rounded ones
 
 
+def test_krum_is_lowest_on_max_only_and_within_one_spread_of_bulyan(known):
+    assert known["t1.lowest_max"].text == "Krum (ALIE code)"
+    gap = known["t1.krum_code.below_bulyan_code"].value
+    assert 0 < gap < known["t1.krum_code.max_sd"].value
+    assert known["t1.krum_code.final"].value > known["t1.collapsing.final_max"].value
+
+
 def test_the_distance_argument_thresholds(known):
     """z above which squared-distance Krum shuns the attackers, and below which plain Krum picks them."""
     z_squared, z_plain = known["krum_arg.z_squared"].value, known["krum_arg.z_plain"].value
