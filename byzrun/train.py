@@ -25,8 +25,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from byzrun import default_m
-from byzrun import reproducible
+from byzrun import default_m, reproducible
 from byzrun.attacks import Attack, AttackContext
 from byzrun.build import build_attack, build_defense, check_attack_early
 from byzrun.config import config_hash, resolve_device, validate

@@ -70,7 +70,10 @@ BAD_INPUTS = [
     (["defense.allow_out_of_bound=maybe"], "defense.allow_out_of_bound must be true or false"),
     (["defense=5"], "Config group override must be a string"),
     (["-m", "--cfg", "job"], "Only one of --run, --multirun, --cfg"),
-    (["m=2", "attack=alie", "attack.z=abc"], "attack.z must be a number >= 0 or auto or search or optimal, got 'abc'"),
+    (
+        ["m=2", "attack=alie", "attack.z=abc"],
+        "attack.z must be a number >= 0 or auto or search or optimal, got 'abc'",
+    ),
     (["m=2", "attack=gaussian", "attack.sigma=abc"], "attack.sigma must be a number"),
     (["m=2", "attack=alie", "attack.knowledge=foo"], "attack.knowledge='foo' is unknown"),
     (["m=11"], "m=11 Byzantine workers out of n=11"),
