@@ -27,7 +27,9 @@ def numbers(results_dir: Path, metric: Metric) -> list[str]:
     lines.append(f"summed wall_seconds: {seconds!r} ({seconds / 60!r} min)")
     diverged = Counter((r.text("defense"), attack_label(r)) for r in runs if r.diverged)
     lines.append(f"diverged runs: {sum(diverged.values())}")
-    lines += [f"  diverged: {defense} / {attack}: {count}" for (defense, attack), count in sorted(diverged.items())]
+    lines += [
+        f"  diverged: {defense} / {attack}: {count}" for (defense, attack), count in sorted(diverged.items())
+    ]
     worst = worst_case(runs, metric)
     if worst is None:
         return lines
