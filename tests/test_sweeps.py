@@ -4,6 +4,7 @@ was recorded, a real parallel sweep runs, resumes and reports."""
 import copy
 import functools
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from byzrun import report
@@ -21,11 +23,13 @@ from tests.conftest import CONF_DIR, make_cfg, run_cli
 
 PRESETS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 #: presets that only hold what their dataset columns share (a column is one small file on top)
-BASES = {"table1", "table2", "momentum_grid"}
+BASES = {"table1", "table2", "momentum_grid", "robustness_benchmark"}
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED = json.loads((Path(__file__).parent / "preset_hashes.json").read_text())
 #: config groups: an override of one of these changes the defaults list, so Hydra must compose it
-GROUPS = ("experiment", "cell", "dataset", "model", "defense", "attack")
+GROUPS = ("experiment", "cell", "dataset", "model", "defense", "attack", "split")
+#: a sweep larger than this is checked on a covering sample (sweep_points), each point costing a compose
+MAX_CHECKED = 100
 
 
 def test_the_paper_presets_exist():
@@ -47,9 +51,27 @@ def sweep_params(preset: str):
     return composed(f"experiment={preset}", hydra=True).hydra.sweeper.params
 
 
+def sweep_values(preset: str) -> dict[str, list[str]]:
+    """Each swept key's values as Hydra parses them (`defense.pre: "[],[arc,nnm]"` is two lists)."""
+    parser = OverridesParser.create()
+    values = {}
+    for key, value in sweep_params(preset).items():
+        override = parser.parse_overrides([f"{key}={value}"])[0]
+        sweep = override.is_sweep_override()
+        values[key] = (
+            list(override.sweep_string_iterator()) if sweep else [override.get_value_element_as_str()]
+        )
+    return values
+
+
 def sweep_points(preset: str) -> list[list[str]]:
-    """The overrides of every sweep point of a preset, the seed left out."""
-    params = {k: str(v).split(",") for k, v in sweep_params(preset).items() if k != "seed"}
+    """The overrides of every sweep point of a preset, the seed left out; for a sweep of more than
+    MAX_CHECKED points, a covering sample instead (point i takes value i mod len of every key), in
+    which every value of every key occurs."""
+    params = {k: v for k, v in sweep_values(preset).items() if k != "seed"}
+    if math.prod(len(v) for v in params.values()) > MAX_CHECKED:
+        width = max(len(v) for v in params.values())
+        return [[f"{k}={v[i % len(v)]}" for k, v in params.items()] for i in range(width)]
     points = [[]]
     for key, values in params.items():
         points = [[*p, f"{key}={v}"] for p in points for v in values]
@@ -93,7 +115,7 @@ def test_every_preset_and_sweep_point_resolves_as_recorded(preset):
     points = [[f"experiment={preset}"]] + [[f"experiment={preset}", *p] for p in sweep_points(preset)]
     for point in points:
         cfg = point_cfg(*point)
-        assert cfg.name in ("table1", "table2", "momentum")
+        assert cfg.name in ("table1", "table2", "momentum", "benchmark")
         assert resolved(cfg) == RECORDED["points"][" ".join(point)], point
     # setting the plain values on a composed config is what Hydra does with them
     assert config_hash(point_cfg(*points[-1])) == config_hash(make_cfg(*points[-1], "progress=true"))

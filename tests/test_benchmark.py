@@ -1,0 +1,100 @@
+"""The robustness benchmark presets (conf/experiment/robustness_benchmark*.yaml): one per dataset, the
+grid they sweep, the named options they sweep over, and a plan of the digits version."""
+
+import math
+
+import pytest
+
+from byzrun.build import build_attack, build_defense
+from byzrun.config import config_hash
+from byzrun.errors import BoundError
+from tests.conftest import make_cfg, run_cli
+from tests.test_sweeps import point_cfg, sweep_params, sweep_values
+
+DATASETS = {"digits": "mlp", "mnist": "mlp", "fashion_mnist": "mlp", "cifar10": "cnn"}
+DEFENSES = [
+    "mean",
+    "trimmed_mean",
+    "median",
+    "krum",
+    "geometric_median",
+    "centered_clipping",
+    "dnc",
+    "signguard",
+]
+ATTACKS = ["none", "sign_flip", "label_flip", "ipm_optimal", "alie_optimal", "minmax", "minsum", "mimic"]
+ATTACKS += ["fang", "fang_trim"]
+
+
+@pytest.mark.parametrize("dataset,model", sorted(DATASETS.items()))
+def test_a_benchmark_preset_per_dataset_with_three_seeds(dataset, model):
+    preset = f"robustness_benchmark_{dataset}"
+    cfg = point_cfg(f"experiment={preset}")
+    assert (cfg.name, cfg.dataset.name, cfg.model.name, cfg.n) == ("benchmark", dataset, model, 20)
+    assert str(sweep_params(preset).seed) == "1,2,3"
+    values = sweep_values(preset)
+    assert values["defense.pre"] == ["[]", "[nnm]"]
+    assert values["attack"] == ATTACKS
+
+
+def test_the_full_benchmark_sweeps_every_rule_attack_f_and_heterogeneity_level():
+    values = sweep_values("robustness_benchmark_mnist")
+    assert values["defense"] == DEFENSES
+    assert values["m"] == ["2", "5"]
+    assert values["split"] == ["iid", "dirichlet_1", "dirichlet_0.1", "extreme"]
+    assert math.prod(len(v) for v in values.values()) == 8 * 2 * 10 * 2 * 4 * 3
+    # the attacks are built as their names say: the searched factors, both of Fang's attacks
+    built = {
+        a: build_attack(point_cfg("experiment=robustness_benchmark_mnist", f"attack={a}").attack)
+        for a in ATTACKS
+    }
+    assert built["alie_optimal"].name == "alie" and built["alie_optimal"].factor == "optimal"
+    assert built["ipm_optimal"].name == "ipm" and built["ipm_optimal"].factor == "optimal"
+    assert (built["fang"].variant, built["fang_trim"].variant) == ("krum", "trim")
+
+
+@pytest.mark.parametrize(
+    "short,long",
+    [
+        (["split=dirichlet_0.1"], ["split=dirichlet", "split.alpha=0.1"]),
+        (["split=dirichlet_1"], ["split=dirichlet", "split.alpha=1.0"]),
+        (["attack=alie_optimal"], ["attack=alie", "attack.factor=optimal"]),
+        (["attack=ipm_optimal"], ["attack=ipm", "attack.factor=optimal"]),
+        (["attack=fang_trim"], ["attack=fang", "attack.variant=trim"]),
+    ],
+)
+def test_a_named_option_is_its_long_form(short, long):
+    """A sweep names a heterogeneity level or an attack's setting as one option; the runs are those of
+    the long form (same config, same hash), so either command finds them finished."""
+    named, spelled = make_cfg("dataset=digits", "m=4", *short), make_cfg("dataset=digits", "m=4", *long)
+    assert named == spelled
+    assert config_hash(named) == config_hash(spelled)
+
+
+def test_every_digits_run_is_within_its_rules_bound():
+    """600 runs, none skipped: centered clipping (f/n <= 0.1) is left out of the digits version at
+    m=4 of 20; in the full benchmark it runs at m=2 and is skipped at m=5."""
+    values = sweep_values("robustness_benchmark_digits")
+    assert math.prod(len(v) for v in values.values()) == 600
+    for defense in values["defense"]:
+        for pre in values["defense.pre"]:
+            cfg = point_cfg(
+                "experiment=robustness_benchmark_digits", f"defense={defense}", f"defense.pre={pre}"
+            )
+            build_defense(cfg.defense).check(cfg.n, cfg.m)
+    clipping = point_cfg("experiment=robustness_benchmark_mnist", "defense=centered_clipping")
+    build_defense(clipping.defense).check(20, 2)
+    with pytest.raises(BoundError):
+        build_defense(clipping.defense).check(20, 5)
+
+
+def test_a_plan_of_the_digits_benchmark_counts_its_runs(tmp_path, monkeypatch, capsys):
+    """`+plan=true` on a slice of the digits benchmark: both pre-aggregation settings of the preset
+    times m=4,9, Krum's bound (n >= 2f+3) skipping m=9; nothing is trained beyond the two probes."""
+    results = tmp_path / "results"
+    args = ["-m", "experiment=robustness_benchmark_digits", "defense=krum", "attack=none", "split=iid"]
+    args += ["m=4,9", "seed=1", "hydra/launcher=basic", f"results_dir={results}", "progress=false"]
+    assert run_cli(monkeypatch, *args, "+plan=true") == 0
+    out = capsys.readouterr().out
+    assert "plan: 4 runs: 0 already done, 2 skipped by a bound, 0 with errors, 2 to run" in out
+    assert not results.exists() or not any(results.rglob("summary.csv"))
