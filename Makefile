@@ -40,7 +40,7 @@ BENCH_BEFORE ?= fe2263b
 
 bench:  ## speed: rounds per model (chosen path, full vmap, loop, one backward), every rule, every rule against $(BENCH_BEFORE); CSV in bench/out/
 	$(PY) -m byzrun.bench --out bench/out
-	$(PY) -m byzrun.bench_before --rev $(BENCH_BEFORE) --out bench/out
+	$(PY) -m byzrun.bench.before --rev $(BENCH_BEFORE) --out bench/out
 
 readme:  ## rewrite the README's defense and attack tables from conf/ and the classes (bounds, options)
 	$(PY) -m byzrun.catalog README.md

@@ -125,7 +125,7 @@ def test_out_of_memory_halves_the_chunk_and_redoes_the_round(caplog):
 
 
 def test_bench_machine_lines():
-    from byzrun.bench import machine_line
+    from byzrun.bench.rounds import machine_line
 
     row = {"key": "cnn", "model": "cnn", "chunk": 1, "chosen_over_loop": 1.2912, "speedup": float("nan")}
     assert machine_line(row, ["chunk", "chosen_over_loop", "speedup"], "model") == (
@@ -189,7 +189,7 @@ def test_bench_before_imports_an_earlier_package_beside_the_working_tree(tmp_pat
     import io
     import tarfile
 
-    from byzrun import bench_before
+    from byzrun.bench import before as bench_before
 
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
