@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# `make tables` reads $(RESULTS)/runs/ only: results/runs/ is a sweep of your own, never results/paper/
 RESULTS ?= results
 # where `make data` puts datasets: $$BYZRUN_DATA if set (where byzrun reads them), else data/
 DATA ?= $(or $(BYZRUN_DATA),data)
@@ -46,8 +47,8 @@ bench:  ## speed: rounds per model (chosen path, full vmap, loop, one backward),
 readme:  ## rewrite the README's defense and attack tables from conf/ and the classes (bounds, options)
 	$(PY) -m byzrun.catalog README.md
 
-tables:  ## the papers' tables and plots from the runs under $(RESULTS), e.g. `make tables RESULTS=results/paper`
-	$(PY) scripts/make_tables.py --results-dir $(RESULTS)
+tables:  ## tables of the runs under $(RESULTS)/runs/ only (paper tables, generic table, worst case); ARGS="--rows m --metric max"
+	$(PY) -m byzrun.report --results-dir $(RESULTS) $(ARGS)
 
 clean:
 	rm -rf results/runs results/.sweeps .pytest_cache

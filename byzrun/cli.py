@@ -17,6 +17,7 @@ from byzrun import __version__, progress
 from byzrun.errors import BoundError, ByzrunError
 from byzrun.guard import check_added_keys, translated
 from byzrun.paths import CONF_DIR
+from byzrun.reproducible import pin_environment, requested
 from byzrun.sweep import clean_up_interrupted, failed_runs, record
 from byzrun.sweep import reset as reset_sweep
 
@@ -116,6 +117,8 @@ def main() -> None:
     if "--version" in args:
         print(f"byzrun {__version__}")
         return
+    if requested(args):  # before anything loads torch or numpy: they read the pins once (byzrun.reproducible)
+        pin_environment()
     reset_sweep()
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:

@@ -203,6 +203,8 @@ def config_hash(cfg: DictConfig) -> str:
         container["gpu"] = changed
     if container.get("split") == {"name": "iid"}:  # the default: runs from before `split` keep their hash
         container.pop("split")
+    if not container.get("deterministic"):  # the default leaves the hashes of earlier runs as they were
+        container.pop("deterministic", None)
     if isinstance(container.get("dataset"), dict):
         container["dataset"].pop("root", None)  # where the files are does not change the result
         container["dataset"].pop("download", None)

@@ -25,7 +25,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from byzrun import default_m
+from byzrun import default_m, reproducible
 from byzrun.attacks import Attack, AttackContext
 from byzrun.build import build_attack, build_defense, check_attack_early
 from byzrun.config import config_hash, resolve_device, validate
@@ -69,6 +69,7 @@ class Setup:
 def prepare(cfg: DictConfig) -> Setup | None:
     """Validate the config and build the run; None when this exact run has already finished."""
     validate(cfg)
+    reproducible.apply(cfg)
     device = resolve_device(cfg.device)
     n, m = cfg.n, cfg.m
     m_auto = default_m.is_default(cfg)
@@ -264,6 +265,7 @@ def summarize(s: Setup, diverged_round: int | None, wall: float) -> dict:
         "data_fingerprint": s.data.fingerprint,
         "worker_chunk": s.model.chunk_used,  # workers per vectorised pass (speed only, byzrun/chunking.py)
     }
+    row.update(reproducible.summary_fields(cfg))  # the code path: pinned or not, kernels, threads
     row.update(s.attack.summary_fields())
     for column in ("backdoor_acc", "backdoor_acc_own"):
         if column in metrics:

@@ -1,6 +1,8 @@
-"""`make tables`: the papers' tables and plots from the runs under a results folder (see byzrun.report).
+"""The same as `python -m byzrun.report` (what `make tables` runs): the tables of the runs under
+<results-dir>/runs/ (see byzrun.report). Kept for existing commands.
 
-Usage: python scripts/make_tables.py [--results-dir DIR] [--paper-numbers CSV]
+Usage: python scripts/make_tables.py [--results-dir DIR] [--out DIR] [--rows KEY] [--cols KEY]
+       [--metric last-k|final|max] [--k K] [--paper-numbers CSV]
 """
 
 import sys

@@ -39,7 +39,7 @@ def no_data(monkeypatch):
 
 
 BAD_INPUTS = [
-    (["defense=foo"], "unknown defense 'foo'; choose one of: bulyan, bulyan_alie_code, centered_clipping"),
+    (["defense=foo"], "unknown defense 'foo'; choose one of: bulyan, bulyan_alie_code, caf,"),
     (["attack=alei"], "unknown attack 'alei' (did you mean 'alie'?); choose one of: alie,"),
     (["dataset=mnsit"], "unknown dataset 'mnsit' (did you mean 'mnist'?)"),
     (["cell=table1/kru"], "unknown cell 'table1/kru' (did you mean 'table1/krum'?); choose one of: table1/"),
@@ -47,7 +47,7 @@ BAD_INPUTS = [
     (["hydra/launcher=nope"], "unknown launcher 'nope'; choose one of: basic,"),
     (["defense.foo=1"], "unknown key 'defense.foo'; defense Mean has: allow_out_of_bound, pre, name"),
     (["defense=krum", "defense.neighbor=1"], "unknown key 'defense.neighbor' (did you mean 'neighbours'?)"),
-    (["+defense.foo=1"], "cannot build defense"),
+    (["+defense.foo=1"], "unknown key 'defense.foo'"),  # `+` adds no key a rule does not take
     (["learning_rate=3"], "unknown key 'learning_rate'; the keys are: n, m, seed"),
     (
         ["momentum.bet=0.5"],
@@ -70,7 +70,10 @@ BAD_INPUTS = [
     (["defense.allow_out_of_bound=maybe"], "defense.allow_out_of_bound must be true or false"),
     (["defense=5"], "Config group override must be a string"),
     (["-m", "--cfg", "job"], "Only one of --run, --multirun, --cfg"),
-    (["m=2", "attack=alie", "attack.z=abc"], "attack.z must be a number >= 0 or auto or search, got 'abc'"),
+    (
+        ["m=2", "attack=alie", "attack.z=abc"],
+        "attack.z must be a number >= 0 or auto or search or optimal, got 'abc'",
+    ),
     (["m=2", "attack=gaussian", "attack.sigma=abc"], "attack.sigma must be a number"),
     (["m=2", "attack=alie", "attack.knowledge=foo"], "attack.knowledge='foo' is unknown"),
     (["m=11"], "m=11 Byzantine workers out of n=11"),
@@ -345,10 +348,11 @@ def test_help_says_what_byzrun_is_its_groups_keys_examples_and_where_results_go(
     out = capsys.readouterr().out
     assert out.startswith("byzrun: experiments on Byzantine-robust synchronous SGD")
     assert "Hydra" not in out
-    assert "defense: bulyan, bulyan_alie_code, centered_clipping" in out and "attack: alie," in out
-    assert "n=51 m=0" in out and "momentum.placement=server" in out
+    assert "defense: bulyan, bulyan_alie_code, caf, centered_clipping" in out and "attack: alie," in out
+    assert "n=51 m=12" in out and "momentum.placement=server" in out
     examples = out.split("== Examples ==")[1].split("==")[0].strip().splitlines()
-    assert len(examples) == 3 and all(line.startswith("byzrun ") for line in examples)
+    commands = [line for line in examples if not line.startswith(" ")]  # the rest continue a comment
+    assert len(commands) == 4 and all(line.startswith("byzrun ") for line in commands)
     assert "results_dir/runs/<dataset>-<defense>-<attack>" in out
 
 

@@ -142,8 +142,10 @@ def make_runs(res: Path) -> Path:
     write_run(res, "trimmed_mean", "little", 1, 70.0, config=fashion)
     # ignored: no table name; counted once: a copy; skipped: no config, broken config
     write_run(res, "krum", "alie", 1, 10.0, config={"name": None})
-    copied = res / "backup" / "runs" / "copy"
-    shutil.copytree(next((res / "runs").glob("table1-krum-alie-s1-*")), copied)
+    original = next((res / "runs").glob("table1-krum-alie-s1-*"))
+    shutil.copytree(original, res / "runs" / "backup" / "copy")
+    # not read: only <results-dir>/runs/ is (here another results folder's run, e.g. results/paper)
+    write_run(res / "paper", "mean", "none", 5, 50.0, **table1("No Attack"))
     write_run(res, "mean", "alie", 9, 1.0, **table1("No Defense")).joinpath("config.yaml").unlink()
     broken = write_run(res, "mean", "alie", 8, 1.0, **table1("No Defense"))
     (broken / "config.yaml").write_text("n: [1, 2\nm: {")
@@ -199,7 +201,8 @@ def test_collect_skips_unreadable_runs_and_counts_copies_once(written):
     res, _, err = written
     runs = collect.collect(res)
     assert len(runs) == 24
-    assert "same config_hash as backup/runs/copy, counted once" in err
+    assert "same config_hash as runs/backup/copy, counted once" in err
+    assert not any(r.name.startswith("paper/") for r in runs)
     assert "no config.yaml" in err and "unreadable config.yaml" in err
     assert not any(r.seed in (8, 9) for r in runs)
 
@@ -421,11 +424,12 @@ def test_the_same_runs_give_the_same_bytes(written, tmp_path: Path):
     res, _, _ = written
     again = tmp_path / "elsewhere"
     shutil.copytree(res / "runs", again / "runs")
-    shutil.copytree(res / "backup", again / "backup")
     run_in_process(again)
     first = {p.name: p.read_bytes() for p in res.iterdir() if p.is_file()}
     second = {p.name: p.read_bytes() for p in again.iterdir() if p.is_file()}
-    assert sorted(first) == sorted(second) and len(first) == 6 * 3 + 5 + 1
+    # paper sections, their plots, tables.md; the generic table of the run without a table name (3 files,
+    # its curves) and its worst case (3 files, the heatmap)
+    assert sorted(first) == sorted(second) and len(first) == 6 * 3 + 5 + 1 + 4 + 4
     assert [name for name in first if first[name] != second[name]] == []
 
 
@@ -475,7 +479,9 @@ def test_exit_codes(tmp_path: Path, capsys, monkeypatch):
     assert "does not exist" in capsys.readouterr().err
     write_run(tmp_path, config={"name": None})
     assert report.main(["--results-dir", str(tmp_path)]) == 0
-    assert "no run was launched for a table" in capsys.readouterr().out
+    out = capsys.readouterr().out  # a run launched for no paper table: the generic table
+    assert "0 for the paper tables" in out and f"wrote {tmp_path / 'sweep.md'}" in out
+    assert not (tmp_path / "tables.md").exists()
     assert run_script(monkeypatch, "--results-dir", str(tmp_path / "nowhere")) == 1
     assert "does not exist" in capsys.readouterr().err
 

@@ -16,6 +16,9 @@ tables, writes them as CSV, and one machine-readable line per model and per rule
    simple reference code for some rules (every rule against the code before the speed work:
    byzrun.bench.before).
    Line: `rule=krum d=79510 ms=3.10 speedup=...`.
+3. On a CPU, the cost of deterministic=true (byzrun.reproducible) on byzrun's round for the MLP and the
+   CNN: rounds/s pinned over the default, each setting in its own process (the pins are read when torch
+   loads). Line: `model=cnn deterministic_speed=0.45 deterministic_speed_1thread=0.8` (< 1: slower).
 
     python -m byzrun.bench [--device cpu] [--out bench/out] [--models mlp cnn wrn] [--repeats 5]
 """
@@ -23,7 +26,12 @@ tables, writes them as CSV, and one machine-readable line per model and per rule
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -115,6 +123,67 @@ def gradient_round(model_name: str, device: torch.device, n: int = 51, repeats: 
     }
 
 
+def chosen_round_ms(models: list[str], repeats: int, deterministic: bool, threads: int | None) -> dict:
+    """Best time (ms) of byzrun's honest-gradient round per model (CPU shapes of MODELS, n=51), in this
+    process as its environment pinned it; deterministic: torch's switches of a deterministic run."""
+    from byzrun import reproducible
+
+    if deterministic:
+        reproducible.pin_torch()
+    elif threads:
+        torch.set_num_threads(threads)
+    device, times = torch.device("cpu"), {}
+    for name in models:
+        in_shape, classes, options, _, (b, _) = MODELS[name]
+        torch.manual_seed(0)
+        model = FlatModel(build_model(name, in_shape, classes, **options), device, "auto")
+        x, y = torch.randn(51, b, *in_shape), torch.randint(classes, (51, b))
+        round_ = partial(model.worker_grads, x, y)
+        times[name] = 1e3 * best_times({"chosen": round_}, repeats, device)["chosen"]
+    return times
+
+
+def deterministic_cost(models: list[str], repeats: int = 3, alternations: int = 2) -> pd.DataFrame:
+    """The cost of deterministic=true on the CPU: rounds per second pinned over the default (all threads)
+    and over the default on one thread (what is left once the thread count is equal). The pins are read
+    when torch loads, so each setting times in its own process; the processes alternate and the best
+    counts, so that machine noise hits all alike."""
+    from byzrun import reproducible
+
+    settings = {  # name: (environment added, deterministic, threads)
+        "default": ({}, False, None),
+        "default_1thread": ({}, False, 1),
+        "deterministic": ({**reproducible.PINNED_ENV, reproducible.MARKER: "1"}, True, None),
+    }
+    clean = {k: v for k, v in os.environ.items() if k not in {*reproducible.PINNED_ENV, reproducible.MARKER}}
+    best: dict[str, dict[str, float]] = {name: {} for name in settings}
+    for _ in range(alternations):
+        for name, (env, deterministic, threads) in settings.items():
+            code = (
+                "import json, sys; from byzrun.bench import chosen_round_ms; "
+                f"print(json.dumps(chosen_round_ms({models!r}, {repeats}, {deterministic}, {threads})))"
+            )
+            done = subprocess.run(
+                [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, check=True
+            )
+            for model, ms in json.loads(done.stdout.splitlines()[-1]).items():
+                best[name][model] = min(best[name].get(model, float("inf")), ms)
+    rows = []
+    for model in models:
+        ms = {name: best[name][model] for name in settings}
+        rows.append(
+            {
+                "model": model,
+                "key": model,
+                "threads": torch.get_num_threads(),
+                **{f"{name}_ms": v for name, v in ms.items()},
+                "deterministic_speed": ms["default"] / ms["deterministic"],
+                "deterministic_speed_1thread": ms["default_1thread"] / ms["deterministic"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def machine_line(row: dict, keys: list[str], lead: str) -> str:
     parts = [f"{lead}={row[lead] if lead != 'model' else row['key']}"]
     for key in keys:
@@ -136,6 +205,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dims", type=int, nargs="+", default=[79_510, 1_000_000])
     parser.add_argument("--out", default="bench/out", help="folder of rounds.csv and aggregation.csv")
     parser.add_argument("--skip-aggregation", action="store_true")
+    parser.add_argument(
+        "--skip-deterministic", action="store_true", help="skip the cost of deterministic=true"
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     out = Path(args.out)
@@ -158,6 +230,16 @@ def main(argv: list[str] | None = None) -> None:
                 "model",
             )
         )
+    if device.type == "cpu" and not args.skip_deterministic:
+        cost = deterministic_cost([m for m in args.models if m != "wrn"], repeats=args.repeats)
+        print(
+            "\ndeterministic=true on the CPU (byzrun.reproducible), byzrun's round: rounds/s pinned over the "
+            f"default on {torch.get_num_threads()} threads and on one (best of separate processes):"
+        )
+        print(cost.drop(columns="key").to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        cost.drop(columns="key").to_csv(out / "deterministic.csv", index=False)
+        for row in cost.to_dict("records"):
+            print(machine_line(row, ["deterministic_speed", "deterministic_speed_1thread"], "model"))
     if not args.skip_aggregation:
         from byzrun.bench.aggregation import aggregation_table
 

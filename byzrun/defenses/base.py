@@ -18,8 +18,10 @@ Every other rule is a pure function of (G, f). It declares, as data:
     bound = KRUM       the largest f its paper's guarantee allows among n inputs (below)
     robust = True      whether it claims robustness at all (the mean does not)
 
-Pre-aggregation steps (NNM, bucketing) and the bound check live in byzrun.preaggregation, which
-composes steps in front of a rule; rules never see them.
+A rule may also refuse an (n, f) for its own reasons in `check(n, f)` (MDA: too many subsets to
+search), called before training after the bound. Pre-aggregation steps (NNM, bucketing) and the
+bound check live in byzrun.preaggregation, which composes steps in front of a rule; rules never see
+them.
 """
 
 from __future__ import annotations
@@ -88,6 +90,10 @@ class Defense:
     def __call__(self, G: Tensor, f: int) -> Tensor:
         """The aggregate [d] of the vectors G [n, d], f of which may be Byzantine."""
         raise NotImplementedError
+
+    def check(self, n: int, f: int) -> None:
+        """Refuse, before training, an (n, f) the rule cannot run beyond its bound (an exhaustive
+        search too large, an option that needs n): raise a ConfigError naming the fix. Default: none."""
 
     def select(self, G: Tensor, f: int) -> Tensor | None:
         """Indices of the rows a selection rule (Krum, Bulyan) keeps from G; None for other rules."""

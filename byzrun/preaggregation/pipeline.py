@@ -86,7 +86,8 @@ class Pipeline:
         return members[chosen].any(0).nonzero().flatten()
 
     def check(self, n: int, f: int) -> None:
-        """Reject (or, with allow_out_of_bound, warn about) f outside a step's or the rule's bound."""
+        """Reject (or, with allow_out_of_bound, warn about) f outside a step's or the rule's bound;
+        then the rule's own check on the n' vectors it sees (Defense.check), which always applies."""
         problems = []
         count = n
         for step in self.steps:
@@ -103,10 +104,12 @@ class Pipeline:
             tolerates = f"tolerates at most f={most} Byzantine workers" if most >= 0 else "cannot run"
             problems.append(f"defense {self.name} {tolerates} with {seen} ({self.rule.bound.text})")
         if not problems:
+            self.rule.check(count, f)
             return
         found = "; ".join(problems)
         if self.allow_out_of_bound:
             warnings.warn(f"{found}, got m={f} (running anyway: allow_out_of_bound=true)", stacklevel=2)
+            self.rule.check(count, f)  # what the rule cannot run at all, out of bound or not
             return
         raise BoundError(
             f"{found}, got m={f}; lower m, raise n, or set defense.allow_out_of_bound=true to run it anyway"

@@ -146,6 +146,19 @@ def read_summary(path: Path) -> dict:
     return {k: (None if pd.isna(v) else v) for k, v in frame.iloc[0].to_dict().items()}
 
 
+def curve(run: Run, column: str) -> pd.DataFrame:
+    """One run's `column` over rounds from its metrics.csv (rows without a value dropped); empty when the
+    file or the column is missing."""
+    try:
+        metrics = pd.read_csv(run.directory / "metrics.csv")
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return pd.DataFrame(columns=["round", column])
+    if "round" not in metrics or column not in metrics:
+        return pd.DataFrame(columns=["round", column])
+    values = pd.to_numeric(metrics[column], errors="coerce")
+    return pd.DataFrame({"round": metrics["round"], column: values}).dropna().sort_values("round")
+
+
 def read_run(directory: Path, results_dir: Path) -> Run | None:
     """One run directory, or None (with a warning) when its summary or config cannot be read."""
     name = directory.relative_to(results_dir).as_posix()
@@ -160,11 +173,22 @@ def read_run(directory: Path, results_dir: Path) -> Run | None:
     return Run(directory, name, summary, seed, result_settings(config))
 
 
+def runs_folder(results_dir: Path) -> Path:
+    """Where the runs of a results directory are: <results_dir>/runs/, where byzrun writes them with
+    results_dir=<results_dir>; a folder that itself holds run folders (results/runs) is used as it is.
+    Nothing else under results_dir is read, so `results` never reaches into results/paper/runs."""
+    runs = results_dir / "runs"
+    if runs.is_dir() or not any(results_dir.glob("*/summary.csv")):
+        return runs
+    return results_dir
+
+
 def collect(results_dir: Path) -> list[Run]:
-    """Every run under results_dir (any folder holding a summary.csv), in path order; a run found twice
-    (same config_hash) is kept once."""
+    """Every run under runs_folder(results_dir) (any folder holding a summary.csv), in path order; a run
+    found twice (same config_hash) is kept once."""
     runs, seen = [], {}
-    for path in sorted(results_dir.rglob("summary.csv")):
+    folder = runs_folder(results_dir)
+    for path in sorted(folder.rglob("summary.csv")) if folder.is_dir() else []:
         run = read_run(path.parent, results_dir)
         if run is None:
             continue

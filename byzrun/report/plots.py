@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from byzrun.report.collect import Run  # noqa: E402
+from byzrun.report.collect import Run, curve  # noqa: E402
 from byzrun.report.tables import Row, Section  # noqa: E402
 from byzrun.results import atomic_write_text  # noqa: E402
 
@@ -33,19 +33,6 @@ def save_png(fig, path: Path) -> None:
     finally:
         plt.close(fig)
     atomic_write_text(path, buffer.getvalue())
-
-
-def curve(run: Run, column: str) -> pd.DataFrame:
-    """One run's `column` over rounds from its metrics.csv (rows without a value dropped); empty when the
-    file or the column is missing."""
-    try:
-        metrics = pd.read_csv(run.directory / "metrics.csv")
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
-        return pd.DataFrame(columns=["round", column])
-    if "round" not in metrics or column not in metrics:
-        return pd.DataFrame(columns=["round", column])
-    values = pd.to_numeric(metrics[column], errors="coerce")
-    return pd.DataFrame({"round": metrics["round"], column: values}).dropna().sort_values("round")
 
 
 def draw_seeds(ax, runs: list[Run], column: str, color: str, style: str, label: str) -> bool:
