@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import pytest
 import torch
@@ -210,8 +211,8 @@ def test_bench_before_imports_an_earlier_package_beside_the_working_tree(tmp_pat
 #: every rule, step and attack byzrun and ByzFL 0.0.11 share (README, "Differences from ByzFL")
 BYZFL_ENTRIES = {
     "rule": {"mean", "median", "trimmed_mean", "meamed", "krum", "multi_krum", "centered_clipping"}
-    | {"geometric_median"},
-    "pre-aggregation": {"nnm", "bucketing"},
+    | {"geometric_median", "monna", "caf", "mda", "smea"},
+    "pre-aggregation": {"nnm", "bucketing", "clipping", "arc"},
     "attack": {"alie", "ipm", "sign_flip(ipm_factor=1)", "mimic", "gaussian(shared)", "inf"}
     | {f"optimal_{a}({r})" for a in ("alie", "ipm") for r in ("mean", "median")},
 }
@@ -230,6 +231,7 @@ def test_bench_against_byzfl_times_every_shared_entry_and_writes_the_csv(tmp_pat
     assert {k: set(table.entry[table.kind == k]) for k in BYZFL_ENTRIES} == BYZFL_ENTRIES
     assert len(table) == sum(map(len, BYZFL_ENTRIES.values())) and (table.d == 64).all()
     assert (table.byzrun_ms > 0).all() and (table.byzfl_ms > 0).all() and (table.repeats == 1).all()
+    assert table.skipped.isna().all()  # C(9, 2) subsets: MDA and SMEA run too
     torch.testing.assert_close(
         torch.tensor(table.ratio.values), torch.tensor((table.byzfl_ms / table.byzrun_ms).values)
     )
@@ -258,6 +260,36 @@ def test_bench_against_byzfl_matrices_agree_for_the_deterministic_attacks():
         assert torch.equal(ours[: n - f], G[: n - f]) and not torch.equal(ours[n - f :], G[n - f :]), name
         for theirs in (on_torch, torch.from_numpy(on_numpy)):
             torch.testing.assert_close(ours, theirs.to(ours.dtype), rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_bench_against_byzfl_lists_what_byzrun_refuses_and_stops_a_byzfl_call_that_does_not_end(capsys):
+    """MDA and SMEA at n=51, f=12 (C(51, 12) subsets) are listed with byzrun's reason, untimed; a ByzFL
+    call that does not return within the timeout is not timed either."""
+    import byzfl
+
+    from byzrun.bench import byzfl as bench_byzfl
+
+    table = bench_byzfl.compare(byzfl, dims=(8,), n=51, f=12, repeats=1, only=["mda", "smea", "mean"])
+    refused = table.set_index("entry").skipped
+    assert (
+        "max_subsets" in refused["mda"]
+        and "max_subsets" in refused["smea"]
+        and not isinstance(refused["mean"], str)
+    )
+    assert table.set_index("entry").byzrun_ms[["mda", "smea"]].isna().all()
+
+    class Endless:
+        def __call__(self, vectors):
+            while True:
+                pass
+
+    class Pairs:
+        def __getattr__(self, name):
+            return Endless if name == "Average" else getattr(byzfl, name)
+
+    table = bench_byzfl.compare(Pairs(), dims=(8,), n=9, f=2, repeats=1, only=["mean"], timeout_s=0.2)
+    row = table.iloc[0]
+    assert row.skipped == "ByzFL on numpy: no result in 0.2 s" and math.isnan(row.ratio)
 
 
 def test_bench_against_byzfl_says_so_when_byzfl_is_missing(monkeypatch, tmp_path, capsys):

@@ -22,7 +22,10 @@ ByzFL is imported only here, inside the functions; without it the bench says so 
 from __future__ import annotations
 
 import argparse
+import math
+import signal
 import time
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 
@@ -33,9 +36,13 @@ import torch
 from byzrun import attacks, defenses
 from byzrun.attacks import AttackContext
 from byzrun.bench.aggregation import _matrix, _sync
+from byzrun.errors import ConfigError
+from byzrun.preaggregation.arc import AdaptiveRobustClipping
 from byzrun.preaggregation.bucketing import Bucketing
+from byzrun.preaggregation.clipping import Clipping
 from byzrun.preaggregation.nnm import NearestNeighborMixing
 
+WAYS = ("byzrun", "torch", "numpy")
 #: the line search's aggregator, the same on both sides
 OPTIMAL_AGGREGATORS = ("mean", "median")
 
@@ -59,8 +66,15 @@ def rule_pairs(byzfl, f: int) -> dict[str, tuple]:
             defenses.GeometricMedian(iterations=3, tol=0.0, nu=0.1),
             byzfl.GeometricMedian(nu=0.1, T=3),
         ),
+        "monna": (defenses.NearestNeighbourAveraging(pivot=0), byzfl.MoNNA(f, idx=0)),
+        # definitions differ (ByzFL: one power step from a random vector; README): the same work, roughly
+        "caf": (defenses.CovarianceFilter(), byzfl.CAF(f)),
+        "mda": (defenses.MinimumDiameterAveraging(), byzfl.MDA(f)),
+        "smea": (defenses.SmallestMaxEigenvalueAveraging(), byzfl.SMEA(f)),
         "nnm": (NearestNeighborMixing(), byzfl.NNM(f)),
         "bucketing": (Bucketing(s=2), byzfl.Bucketing(s=2)),
+        "clipping": (Clipping(c=2.0), byzfl.Clipping(c=2.0)),
+        "arc": (AdaptiveRobustClipping(), byzfl.ARC(f)),
     }
 
 
@@ -100,6 +114,31 @@ def attack_pairs(byzfl, f: int) -> dict[str, tuple]:
     return pairs
 
 
+def _refused(rule, n: int, f: int) -> str | None:
+    """Why byzrun refuses the rule at n, f before training (MDA's and SMEA's C(n, f) subsets), or None."""
+    try:
+        getattr(rule, "check", lambda n, f: None)(n, f)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+@contextmanager
+def _deadline(seconds: float):
+    """TimeoutError when the block runs longer than `seconds` (a ByzFL loop that does not end)."""
+
+    def stop(signum, frame):
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _calls(byzfl, G: torch.Tensor, f: int, device: str) -> dict[str, dict]:
     """Per entry: 'kind' and the three timed calls (byzrun, ByzFL on torch, ByzFL on numpy), each on its
     own copy of G, made here, outside the timing: ByzFL's steps may write into their input."""
@@ -112,6 +151,7 @@ def _calls(byzfl, G: torch.Tensor, f: int, device: str) -> dict[str, dict]:
         on_torch, on_numpy = G.clone(), G.cpu().numpy().copy()
         entries[name] = {
             "kind": "rule" if isinstance(ours, defenses.Defense) else "pre-aggregation",
+            "skipped": _refused(ours, n, f),
             "byzrun": lambda ours=ours: ours(G, f),
             "torch": lambda theirs=theirs, X=on_torch: theirs(X),
             "numpy": lambda theirs=for_numpy[name][1], X=on_numpy: theirs(X),
@@ -149,19 +189,32 @@ def compare(
     repeats: int = 15,
     budget_s: float = 20.0,
     only: list[str] | None = None,
+    timeout_s: float = 120.0,
 ):
     """One row per (entry, d): median times of byzrun and of ByzFL's faster input type, and their ratio.
-    An entry stops after `budget_s` seconds of repeats, with at least 3 (the `repeats` column)."""
+    An entry stops after `budget_s` seconds of repeats, with at least 3 (the `repeats` column). A rule
+    byzrun refuses at n, f is listed with the reason (`skipped`); a ByzFL call that gives no result
+    within `timeout_s` is not timed (its time NaN, the reason in `skipped`)."""
     rows = []
     for d in dims:
         G = _matrix(n, f, d, device)
         for name, entry in _calls(byzfl, G, f, device).items():
             if only is not None and name not in only:
                 continue
-            ways = ("byzrun", "torch", "numpy")
+            row = {"entry": name, "kind": entry["kind"], "d": d, "skipped": None}
+            if entry.get("skipped"):
+                rows.append(row | {"skipped": entry["skipped"]})
+                continue
+            entry["byzrun"]()  # warm-up
+            ways = ["byzrun"]
+            for way in ("torch", "numpy"):
+                try:
+                    with _deadline(timeout_s):
+                        entry[way]()  # warm-up
+                    ways.append(way)
+                except TimeoutError:
+                    row["skipped"] = f"ByzFL on {way}: no result in {timeout_s:g} s"
             times: dict[str, list[float]] = {way: [] for way in ways}
-            for way in ways:
-                entry[way]()  # warm-up
             began = time.perf_counter()
             for done in range(repeats):
                 if done >= 3 and time.perf_counter() - began > budget_s:
@@ -172,17 +225,15 @@ def compare(
                     entry[way]()
                     _sync(device)
                     times[way].append(time.perf_counter() - start)
-            ms = {way: 1e3 * float(np.median(t)) for way, t in times.items()}
-            faster = min(("torch", "numpy"), key=ms.get)
+            ms = {way: 1e3 * float(np.median(times[way])) if way in times else math.nan for way in WAYS}
+            faster = min(("torch", "numpy"), key=lambda way: ms[way] if way in times else math.inf)
             rows.append(
-                {
-                    "entry": name,
-                    "kind": entry["kind"],
-                    "d": d,
+                row
+                | {
                     "byzrun_ms": ms["byzrun"],
                     "byzfl_ms": ms[faster],
                     "ratio": ms[faster] / ms["byzrun"],
-                    "input": faster,
+                    "input": faster if faster in times else None,
                     "byzfl_torch_ms": ms["torch"],
                     "byzfl_numpy_ms": ms["numpy"],
                     "repeats": len(times["byzrun"]),
@@ -225,9 +276,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     for row in table.to_dict("records"):
+        if math.isnan(row["byzrun_ms"]):  # refused by byzrun at this n, f
+            print(f"byzfl={row['entry']} d={row['d']} skipped: {row['skipped']}")
+            continue
         print(
             f"byzfl={row['entry']} d={row['d']} byzrun_ms={row['byzrun_ms']:.3g} "
             f"byzfl_ms={row['byzfl_ms']:.3g} ratio={row['ratio']:.3g} input={row['input']}"
+            + (f" ({row['skipped']})" if isinstance(row["skipped"], str) else "")
         )
     slower = table[table.ratio < 1]
     print(
