@@ -160,7 +160,7 @@ def deterministic_cost(models: list[str], repeats: int = 3, alternations: int = 
     for _ in range(alternations):
         for name, (env, deterministic, threads) in settings.items():
             code = (
-                "import json, sys; from byzrun.bench import chosen_round_ms; "
+                "import json, sys; from byzrun.bench.rounds import chosen_round_ms; "
                 f"print(json.dumps(chosen_round_ms({models!r}, {repeats}, {deterministic}, {threads})))"
             )
             done = subprocess.run(
