@@ -239,7 +239,8 @@ def compare(
                     "repeats": len(times["byzrun"]),
                 }
             )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return table[[c for c in table.columns if c != "skipped"] + ["skipped"]]  # the long reasons last
 
 
 def load_byzfl():
