@@ -15,7 +15,7 @@ install:  ## create $(VENV) and install byzrun (editable) with the test tools
 	$(PY) -m pip install -e ".[dev]"
 
 test:  ## the whole test suite, CPU only, offline (without the SLURM tests: make test-slurm)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 # where scripts/local_slurm.sh keeps the local cluster (config, munge key, state, logs)
 export BYZRUN_SLURM_DIR ?= /tmp/byzrun-slurm

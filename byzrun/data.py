@@ -131,7 +131,8 @@ def load_idx_dataset(name: str, root: Path, download: bool) -> tuple[np.ndarray,
     if missing:
         hint = " or install the Debian package dataset-fashion-mnist" if name == "fashion_mnist" else ""
         raise DatasetError(
-            f"{name} not found: missing {', '.join(missing)} in {raw_dir}; {WAYS_TO_FIX}{hint}"
+            f"{name} not found: missing {', '.join(missing)} in {raw_dir}; {WAYS_TO_FIX}{hint} "
+            f"(or dataset.download=true on a machine with internet)"
         )
     out = []
     for img_stem, lbl_stem in IDX_FILES.values():
@@ -192,7 +193,8 @@ def load_cifar(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]:
             ) from None
     elif not present:
         raise DatasetError(
-            f"{name} not found in {folder} (the python version, torchvision layout); {WAYS_TO_FIX}"
+            f"{name} not found in {folder} (the python version, torchvision layout); {WAYS_TO_FIX} "
+            f"(or dataset.download=true on a machine with internet)"
         )
     return (
         *read_cifar_batches(folder, train_names, label_key),
