@@ -39,9 +39,10 @@ data:  ## download MNIST, CIFAR-10, CIFAR-100 into $(DATA) (skips those present;
 # the revision every rule is timed against ("today" in the speed issue's targets)
 BENCH_BEFORE ?= fe2263b
 
-bench:  ## speed: rounds per model (chosen path, full vmap, loop, one backward), every rule, every rule against $(BENCH_BEFORE); CSV in bench/out/
+bench:  ## speed: rounds per model (chosen path, full vmap, loop, one backward), every rule, every rule against $(BENCH_BEFORE), every rule and attack against ByzFL; CSV in bench/out/
 	$(PY) -m byzrun.bench --out bench/out
-	$(PY) -m byzrun.bench_before --rev $(BENCH_BEFORE) --out bench/out
+	$(PY) -m byzrun.bench.before --rev $(BENCH_BEFORE) --out bench/out
+	$(PY) -m byzrun.bench.byzfl --out bench/out
 
 readme:  ## rewrite the README's defense and attack tables from conf/ and the classes (bounds, options)
 	$(PY) -m byzrun.catalog README.md

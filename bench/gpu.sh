@@ -13,6 +13,6 @@ PY=${PY:-.venv/bin/python}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 "$PY" -m byzrun.bench --device cuda --repeats 5 --out "$OUT" | tee "$OUT/bench.log"
-"$PY" -m byzrun.bench_gpu_options --out "$OUT" | tee "$OUT/options.log"
+"$PY" -m byzrun.bench.gpu_options --out "$OUT" | tee "$OUT/options.log"
 grep -hE '^(model|rule|option)=' "$OUT/bench.log" "$OUT/options.log" > "$OUT/lines.txt"
 echo "written: $OUT"

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from byzrun import attacks, diagnostics
 from byzrun.attacks import ATTACKS, AttackContext
-from byzrun.attacks.stats import z_max
+from byzrun.attacks.stats import mean_std, z_max
 from byzrun.build import build_attack
 from byzrun.data import Data
 from byzrun.defenses import Defense
@@ -150,6 +150,25 @@ def test_alie_vector_matches_its_formula(knowledge, std, correction, direction, 
     assert attack.summary_fields()["z"] == 1.5
 
 
+@pytest.mark.parametrize("k", [1, 2, 5, 12, 39])
+def test_mean_std_is_the_float64_mean_and_standard_deviation(k):
+    """Two passes (mean, then squared deviations) in float32: within float32 rounding of the float64
+    values, population (divide by k) and unbiased (k - 1); one row: sigma exactly 0, mu the row."""
+    g = torch.Generator().manual_seed(k)
+    x = 0.1 * torch.randn(d := 5000, generator=g) + 0.01 * torch.randn(k, d, generator=g)
+    x64 = x.double()
+    for std, c in [("population", 0), ("unbiased", 1)] if k > 1 else [("population", 0)]:
+        mu, sigma = mean_std(x, std)
+        assert mu.dtype == sigma.dtype == torch.float32
+        mu64 = x64.sum(0) / k
+        sigma64 = (((x64 - mu64) ** 2).sum(0) / (k - c)).sqrt()
+        eps = k * torch.finfo(torch.float32).eps  # float32 sums of k terms, on values of size ~0.1
+        torch.testing.assert_close(mu.double(), mu64, rtol=eps, atol=0.1 * eps)
+        torch.testing.assert_close(sigma.double(), sigma64, rtol=4 * eps, atol=0.01 * eps)
+    if k == 1:
+        assert torch.equal(mu, x[0]) and torch.equal(sigma, torch.zeros(d))
+
+
 def test_alie_z_alias_overrides_factor_and_auto_uses_z_max():
     ctx = make_ctx(h=39, m=12)
     attack = build("alie", n=51, m=12, factor=3.0, z="auto")
@@ -180,7 +199,7 @@ def test_backdoor_stays_within_its_clipping_bound():
     ctx = backdoor_ctx(model)
     attack = build("alie_backdoor", m=4, data=data, samples=100, local_steps=3, trigger_size=3)
     out = attack(ctx)
-    sigma, mu = torch.std_mean(ctx.own, 0, correction=0)
+    mu, sigma = mean_std(ctx.own, "population")  # the attack's own estimate, to the bit: the clip's bound
     lo, hi = mu - 0.2 * sigma, mu + 0.2 * sigma
     assert out.shape == (4, model.d) and torch.equal(out[0], out[3])
     assert bool(((out[0] >= lo) & (out[0] <= hi)).all())
@@ -390,7 +409,8 @@ def test_every_attack_returns_m_rows_of_the_inputs_dtype_and_device(name, dtype)
     )
     out = attack(ctx)
     assert out.shape == (3, model.d) and out.dtype == dtype and out.device == own.device
-    assert out.is_contiguous()
+    # a matrix, or m copies of one row as a broadcast view (stride 0): the round copies either into G
+    assert out.is_contiguous() or (out.stride(0) == 0 and out[0].is_contiguous())
 
 
 # ---------------------------------------------------------------------------- adaptive search

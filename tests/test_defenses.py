@@ -605,7 +605,7 @@ def test_the_cli_reports_a_bad_defense_option_in_one_line(tmp_path):
 
 @pytest.mark.parametrize("name", ["trimmed_mean", "median", "krum", "bulyan"])
 def test_the_benchmarks_naive_references_compute_the_same_rules(name):
-    from byzrun.bench_aggregation import NAIVE, _matrix, rules
+    from byzrun.bench.aggregation import NAIVE, _matrix, rules
 
     G = _matrix(51, 12, 300, "cpu").double()
     assert torch.allclose(NAIVE[name](G, 12), rules()[name]()(G, 12))

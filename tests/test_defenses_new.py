@@ -409,3 +409,27 @@ def test_f_zero_keeps_every_row():
         assert torch.allclose(rule(G, 0), G.mean(0), rtol=1e-14), rule.name
     for step in (AdaptiveRobustClipping(), Clipping(c=1e9)):
         assert torch.equal(step(G, 0), G)
+
+
+def test_clip_rows_reads_finiteness_from_the_norms_and_falls_back_on_a_non_finite_norm():
+    """The norms tell finite rows apart (one pass over G fewer); a non-finite norm, from a NaN/Inf row
+    or from a finite row whose float32 norm overflows, sends every row through the full check: the same
+    result as checking every row, bit for bit."""
+    from byzrun.defenses.distances import finite_rows
+    from byzrun.preaggregation.clipping import clip_rows
+
+    def checked_every_row(G, threshold):
+        norms = torch.linalg.vector_norm(G, dim=1)
+        scale = torch.where(finite_rows(G) & (norms > threshold), (threshold / norms).clamp(max=1.0), 1.0)
+        return G * scale[:, None]
+
+    g = torch.Generator().manual_seed(0)
+    G = torch.randn(6, 50, generator=g)
+    for special in (None, math.nan, math.inf, 1e30):  # 1e30: finite, its squared norm overflows
+        H = G.clone()
+        if special is not None:
+            H[2] = special
+        assert torch.equal(clip_rows(H, 2.0).nan_to_num(7.0), checked_every_row(H, 2.0).nan_to_num(7.0))
+    H = G.clone()
+    H[2] = 1e30
+    assert torch.equal(clip_rows(H, 2.0)[2], torch.zeros(50))  # clipped: scale 2/inf = 0, as before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import pytest
 import torch
@@ -125,7 +126,7 @@ def test_out_of_memory_halves_the_chunk_and_redoes_the_round(caplog):
 
 
 def test_bench_machine_lines():
-    from byzrun.bench import machine_line
+    from byzrun.bench.rounds import machine_line
 
     row = {"key": "cnn", "model": "cnn", "chunk": 1, "chosen_over_loop": 1.2912, "speedup": float("nan")}
     assert machine_line(row, ["chunk", "chosen_over_loop", "speedup"], "model") == (
@@ -189,7 +190,7 @@ def test_bench_before_imports_an_earlier_package_beside_the_working_tree(tmp_pat
     import io
     import tarfile
 
-    from byzrun import bench_before
+    from byzrun.bench import before as bench_before
 
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
@@ -205,6 +206,101 @@ def test_bench_before_imports_an_earlier_package_beside_the_working_tree(tmp_pat
     assert (table.before_ms > 0).all() and (table.now_ms > 0).all() and (table.max_abs_diff == 0).all()
     with pytest.raises(bench_before.RevisionMissing, match="no-such-revision"):
         bench_before.archive("no-such-revision")
+
+
+#: every rule, step and attack byzrun and ByzFL 0.0.11 share (README, "Differences from ByzFL")
+BYZFL_ENTRIES = {
+    "rule": {"mean", "median", "trimmed_mean", "meamed", "krum", "multi_krum", "centered_clipping"}
+    | {"geometric_median", "monna", "caf", "mda", "smea"},
+    "pre-aggregation": {"nnm", "bucketing", "clipping", "arc"},
+    "attack": {"alie", "ipm", "sign_flip(ipm_factor=1)", "mimic", "gaussian(shared)", "inf"}
+    | {f"optimal_{a}({r})" for a in ("alie", "ipm") for r in ("mean", "median")},
+}
+
+
+def test_bench_against_byzfl_times_every_shared_entry_and_writes_the_csv(tmp_path, capsys):
+    """On a tiny matrix: one row per shared entry in byzfl.csv, positive times, ratio = ByzFL / byzrun,
+    and one machine-readable line each; the byzrun side gets the same options as in the differential tests,
+    so the attacks write the same Byzantine rows as ByzFL's where both are deterministic."""
+    import pandas as pd
+
+    from byzrun.bench import byzfl as bench_byzfl
+
+    bench_byzfl.main(["--dims", "64", "--n", "9", "--f", "2", "--repeats", "1", "--out", str(tmp_path)])
+    table = pd.read_csv(tmp_path / "byzfl.csv")
+    assert {k: set(table.entry[table.kind == k]) for k in BYZFL_ENTRIES} == BYZFL_ENTRIES
+    assert len(table) == sum(map(len, BYZFL_ENTRIES.values())) and (table.d == 64).all()
+    assert (table.byzrun_ms > 0).all() and (table.byzfl_ms > 0).all() and (table.repeats == 1).all()
+    assert table.skipped.isna().all()  # C(9, 2) subsets: MDA and SMEA run too
+    torch.testing.assert_close(
+        torch.tensor(table.ratio.values), torch.tensor((table.byzfl_ms / table.byzrun_ms).values)
+    )
+    assert set(table.input) <= {"torch", "numpy"}
+    best = table[["byzfl_torch_ms", "byzfl_numpy_ms"]].min(axis=1)
+    assert (table.byzfl_ms == best).all()
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("byzfl=")]
+    assert len(lines) == len(table) and lines[0].startswith("byzfl=mean d=64 byzrun_ms=")
+
+
+def test_bench_against_byzfl_matrices_agree_for_the_deterministic_attacks():
+    """Like with like: after one call each, the Byzantine rows byzrun and ByzFL wrote agree (float32)."""
+    import byzfl
+
+    from byzrun.bench import byzfl as bench_byzfl
+    from byzrun.bench.aggregation import _matrix
+
+    n, f = 9, 2
+    G = _matrix(n, f, 64, "cpu")
+    entries = bench_byzfl._calls(byzfl, G, f, "cpu")
+    for name in ("alie", "ipm", "sign_flip(ipm_factor=1)", "mimic", "inf", "optimal_ipm(mean)"):
+        entry = entries[name]
+        for way in ("byzrun", "torch", "numpy"):
+            entry[way]()
+        ours, on_torch, on_numpy = (entry["written"][way] for way in ("byzrun", "torch", "numpy"))
+        assert torch.equal(ours[: n - f], G[: n - f]) and not torch.equal(ours[n - f :], G[n - f :]), name
+        for theirs in (on_torch, torch.from_numpy(on_numpy)):
+            torch.testing.assert_close(ours, theirs.to(ours.dtype), rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_bench_against_byzfl_lists_what_byzrun_refuses_and_stops_a_byzfl_call_that_does_not_end(capsys):
+    """MDA and SMEA at n=51, f=12 (C(51, 12) subsets) are listed with byzrun's reason, untimed; a ByzFL
+    call that does not return within the timeout is not timed either."""
+    import byzfl
+
+    from byzrun.bench import byzfl as bench_byzfl
+
+    table = bench_byzfl.compare(byzfl, dims=(8,), n=51, f=12, repeats=1, only=["mda", "smea", "mean"])
+    refused = table.set_index("entry").skipped
+    assert (
+        "max_subsets" in refused["mda"]
+        and "max_subsets" in refused["smea"]
+        and not isinstance(refused["mean"], str)
+    )
+    assert table.set_index("entry").byzrun_ms[["mda", "smea"]].isna().all()
+
+    class Endless:
+        def __call__(self, vectors):
+            while True:
+                pass
+
+    class Pairs:
+        def __getattr__(self, name):
+            return Endless if name == "Average" else getattr(byzfl, name)
+
+    table = bench_byzfl.compare(Pairs(), dims=(8,), n=9, f=2, repeats=1, only=["mean"], timeout_s=0.2)
+    row = table.iloc[0]
+    assert row.skipped == "ByzFL on numpy: no result in 0.2 s" and math.isnan(row.ratio)
+
+
+def test_bench_against_byzfl_says_so_when_byzfl_is_missing(monkeypatch, tmp_path, capsys):
+    from byzrun.bench import byzfl as bench_byzfl
+
+    monkeypatch.setattr(bench_byzfl, "load_byzfl", lambda: None)
+    bench_byzfl.main(["--out", str(tmp_path)])
+    assert capsys.readouterr().out.strip().splitlines() == [
+        "bench.byzfl skipped: ByzFL is not installed (pip install -e '.[dev]')"
+    ]
+    assert not (tmp_path / "byzfl.csv").exists()
 
 
 def test_the_worker_loop_splits_the_workers_over_threads_and_keeps_every_row():

@@ -47,7 +47,8 @@ class AttackContext:
 
 
 class Attack:
-    """Base class: produces the Byzantine rows [m, d] on the device of the inputs.
+    """Base class: produces the Byzantine rows [m, d] on the device of the inputs (m copies of one row
+    may be a broadcast view, `row.expand(m, -1)`: the round copies the rows into its matrix anyway).
 
     Subclasses declare `name` (the registry's key: `attack=alie` finds conf/attack/alie.yaml, whose
     `_target_` names the class; also the run's label in summary.csv) and define __call__.

@@ -53,7 +53,7 @@ class Gaussian(Attack):
             rows += ctx.honest.mean(dim=0)
         elif self.center != "zero":
             rows += float(self.center)
-        return rows.expand(ctx.rows, -1).contiguous() if self.shared else rows
+        return rows.expand(ctx.rows, -1) if self.shared else rows  # shared: a view, copied once by the round
 
     def summary_fields(self) -> dict:
         return {"sigma": float(self.sigma)}

@@ -56,14 +56,15 @@ class IPM(Attack):
     def __call__(self, ctx: AttackContext) -> Tensor:
         if self.epsilon is None:
             self.validate(n=ctx.n, m=ctx.m)
-        step = -stats.observed(ctx, self.knowledge).mean(dim=0)
+        mean = stats.observed(ctx, self.knowledge).mean(dim=0)
         if self.epsilon in ADAPTIVE:
+            step = mean.neg_()
             search = self.search if self.epsilon == "search" else optimal_factor
             row, chosen = search(ctx, step.new_zeros(()).expand_as(step), step)
             self.log.record(chosen)
         else:
-            row = self.epsilon * step
-        return row.expand(ctx.rows, -1).contiguous()
+            row = mean.mul_(-float(self.epsilon))  # = epsilon * (-mean), bit for bit, in one pass
+        return row.expand(ctx.rows, -1)  # a view: the round copies it into the matrix once
 
     def eval_metrics(self, model=None) -> dict[str, Any]:
         return {"factor": self.log.last_value()} if self.epsilon in ADAPTIVE else {}

@@ -23,7 +23,10 @@ def clip_rows(G: Tensor, threshold: Tensor | float) -> Tensor:
     (scaling would turn Inf into NaN; the rule after the step deals with them)."""
     norms = torch.linalg.vector_norm(G, dim=1)
     scale = (threshold / norms).clamp(max=1.0)
-    scale = torch.where(finite_rows(G) & (norms > threshold), scale, 1.0)
+    finite = torch.isfinite(norms)  # a finite norm is a finite row: one pass over G saved
+    if not bool(finite.all()):  # a non-finite norm: a NaN/Inf row, or a finite one whose norm overflows
+        finite = finite_rows(G)
+    scale = torch.where(finite & (norms > threshold), scale, 1.0)
     return G * scale[:, None].to(G.dtype)
 
 

@@ -1,5 +1,5 @@
-"""`make bench`: the one place for speed. Prints tables, writes them as CSV, and one machine-readable
-line per model and per rule.
+"""Rounds per model, then every rule (`python -m byzrun.bench`, the first step of `make bench`). Prints
+tables, writes them as CSV, and one machine-readable line per model and per rule.
 
 1. Honest gradients of one round, per model (n=51 workers, batch 128 each; the WideResNet at a size
    the device can run), four ways, timed in one process and interleaved (every repeat times each way
@@ -12,9 +12,9 @@ line per model and per rule.
    Line: `model=cnn chunk=1 chosen_over_loop=1.29 chosen_over_full=2.45 chosen_time_over_single=0.52`,
    where chosen_over_X = time(X) / time(chosen) (a speed-up: > 1 is faster) and
    chosen_time_over_single = time(chosen) / time(single) (the cost over the limit: 1.0 is ideal).
-2. Every aggregation rule at n=51, f=12 for d=79,510 and 1e6 (byzrun.bench_aggregation), with
+2. Every aggregation rule at n=51, f=12 for d=79,510 and 1e6 (byzrun.bench.aggregation), with
    simple reference code for some rules (every rule against the code before the speed work:
-   byzrun.bench_before).
+   byzrun.bench.before).
    Line: `rule=krum d=79510 ms=3.10 speedup=...`.
 3. On a CPU, the cost of deterministic=true (byzrun.reproducible) on byzrun's round for the MLP and the
    CNN: rounds/s pinned over the default, each setting in its own process (the pins are read when torch
@@ -160,7 +160,7 @@ def deterministic_cost(models: list[str], repeats: int = 3, alternations: int = 
     for _ in range(alternations):
         for name, (env, deterministic, threads) in settings.items():
             code = (
-                "import json, sys; from byzrun.bench import chosen_round_ms; "
+                "import json, sys; from byzrun.bench.rounds import chosen_round_ms; "
                 f"print(json.dumps(chosen_round_ms({models!r}, {repeats}, {deterministic}, {threads})))"
             )
             done = subprocess.run(
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
         for row in cost.to_dict("records"):
             print(machine_line(row, ["deterministic_speed", "deterministic_speed_1thread"], "model"))
     if not args.skip_aggregation:
-        from byzrun.bench_aggregation import aggregation_table
+        from byzrun.bench.aggregation import aggregation_table
 
         print(f"\nAggregation rules at n=51, f=12 ({device}); naive: simple torch code timed in the same run")
         agg = aggregation_table(dims=tuple(args.dims), device=str(device), repeats=args.agg_repeats)

@@ -1,6 +1,6 @@
 """Every aggregation rule now against the same rule at an earlier git revision, timed in one process.
 
-    python -m byzrun.bench_before [--rev fe2263b] [--dims 79510 1000000] [--repeats 15]
+    python -m byzrun.bench.before [--rev fe2263b] [--dims 79510 1000000] [--repeats 15]
 
 A speed claim such as "every rule at least as fast as before" needs both versions timed in the same
 run on the same machine: this one extracts the package at `--rev` (`git archive`) into a temporary
@@ -31,11 +31,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from byzrun.bench_aggregation import _matrix, _sync
+from byzrun.bench.aggregation import _matrix, _sync
 
 #: the commit the speed issue was measured against ("today" in its targets)
 DEFAULT_REV = "fe2263b"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: byzrun/bench/before.py
 ALIAS = "byzrun_before"
 #: how far apart identical code measures on a shared 2-core machine (Krum, unchanged: 0.97-1.01)
 NOISE = 0.05
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             before = load_revision(args.rev, Path(tmp))
         except RevisionMissing as exc:
-            print(f"bench_before skipped: {exc} (run it in a full git clone, or pass --rev)")
+            print(f"bench.before skipped: {exc} (run it in a full git clone, or pass --rev)")
             return
         table = compare(before, tuple(args.dims), args.n, args.f, args.device, args.repeats)
     print(

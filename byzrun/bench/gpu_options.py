@@ -6,7 +6,7 @@ timed interleaved in one process, and how far its gradients are from those witho
 error over the [n, d] matrix: 0 for the speed-only options up to float noise; tf32 and bf16 change
 results). One line each: `option=bf16 model=wrn speedup=1.62 grad_rel_error=0.004`.
 
-    python -m byzrun.bench_gpu_options [--device cuda] [--models wrn cnn] [--options tf32 bf16 ...]
+    python -m byzrun.bench.gpu_options [--device cuda] [--models wrn cnn] [--options tf32 bf16 ...]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from byzrun.bench import MODELS, best_times
+from byzrun.bench.rounds import MODELS, best_times
 from byzrun.flat_model import FlatModel
 from byzrun.models import build_model
 

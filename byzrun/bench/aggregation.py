@@ -1,6 +1,6 @@
 """Time every aggregation rule (default options) on one round's [n, d] matrix: `make bench`.
 
-    python -m byzrun.bench_aggregation [--device cpu] [--repeats 15] [--dims 79510 1000000]
+    python -m byzrun.bench.aggregation [--device cpu] [--repeats 15] [--dims 79510 1000000]
 
 The rows are honest-looking gradients (Gaussian around a common direction) with the last f rows
 Byzantine (ALIE-like: shifted by 1.5 standard deviations), so selection rules do their real work.
