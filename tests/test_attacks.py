@@ -26,7 +26,15 @@ from byzrun.preaggregation import Pipeline
 CPU = torch.device("cpu")
 ATTACK_YAMLS = sorted(p.stem for p in (Path(CONF_DIR) / "attack").glob("*.yaml"))
 # YAMLs that preset a registered attack the way a paper's code runs it (Distributed Momentum paper)
-ATTACK_PRESETS = {"little": "alie", "empire": "ipm", "alie_backdoor_code": "alie_backdoor"}
+ATTACK_PRESETS = {
+    "little": "alie",
+    "empire": "ipm",
+    "alie_backdoor_code": "alie_backdoor",
+    # the robustness benchmark's names for searched factors and Fang's trimmed-mean variant
+    "alie_optimal": "alie",
+    "ipm_optimal": "ipm",
+    "fang_trim": "fang",
+}
 ATTACK_NAMES = [name for name in ATTACK_YAMLS if name not in ATTACK_PRESETS]
 
 
