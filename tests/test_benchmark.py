@@ -2,6 +2,7 @@
 grid they sweep, the named options they sweep over, and a plan of the digits version."""
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +99,25 @@ def test_a_plan_of_the_digits_benchmark_counts_its_runs(tmp_path, monkeypatch, c
     out = capsys.readouterr().out
     assert "plan: 4 runs: 0 already done, 2 skipped by a bound, 0 with errors, 2 to run" in out
     assert not results.exists() or not any(results.rglob("summary.csv"))
+
+
+def test_the_benchmark_readme_quotes_its_worst_case_table_and_runs():
+    """results/benchmark/README.md's heatmap table is the committed worst_case.csv (written by
+    `python -m byzrun.report` from the runs) rounded to one decimal, and its run counts are the runs'."""
+    import pandas as pd
+
+    folder = Path(__file__).resolve().parent.parent / "results" / "benchmark"
+    text = (folder / "README.md").read_text()
+    worst = pd.read_csv(folder / "worst_case.csv")
+    names = {"mean": "mean", "trimmed_mean": "trimmed mean", "median": "median", "krum": "Krum"}
+    names |= {"geometric_median": "geometric median"}
+    names |= {f"nnm+{key}": f"NNM + {value}" for key, value in list(names.items())}
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    for _, cell in worst.iterrows():
+        column = 2 if cell["split.name"] == "dirichlet" else 1
+        quoted = rows[names[cell["defense"]]].split("|")[column + 1]
+        assert quoted.strip().startswith(f"{cell['worst_mean']:.1f} "), (cell["defense"], quoted)
+        assert cell["worst_attack"].replace("_", " ") in quoted.replace("_", " "), (cell["defense"], quoted)
+    summaries = [pd.read_csv(path).iloc[0] for path in sorted(folder.glob("runs/*/summary.csv"))]
+    diverged = sum(bool(s["diverged"]) for s in summaries)
+    assert f"{diverged} of the {len(summaries)} runs diverged" in text
