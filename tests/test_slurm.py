@@ -72,7 +72,8 @@ def test_a_2x2_sweep_finishes_and_the_same_command_submits_nothing_new(monkeypat
     assert started == [["1", "2"], ["3", "4"]]
     found = set()
     for folder in runs(results).values():
-        assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "metrics.csv", "summary.csv"]
+        expected = ["config.yaml", "metrics.csv", "split.csv", "summary.csv"]
+        assert sorted(p.name for p in folder.iterdir()) == expected
         summary = pd.read_csv(folder / "summary.csv").iloc[0]
         assert summary["rounds"] == 5 and pd.read_csv(folder / "metrics.csv")["round"].iloc[-1] == 5
         found.add((summary["defense"], int(summary["seed"])))
@@ -136,7 +137,8 @@ def test_a_cancelled_job_and_one_over_its_time_limit_are_reported_and_the_rerun_
     assert "timeout_min=1" in failed[1]
     # the cancelled run: no summary, no temporary file, what it wrote complete (rounds of 50)
     left = sorted(p.name for p in cancelled["run"].iterdir())
-    assert left in (["config.yaml"], ["config.yaml", "metrics.csv"])
+    written = (["config.yaml"], ["config.yaml", "split.csv"], ["config.yaml", "metrics.csv", "split.csv"])
+    assert left in written
     if "metrics.csv" in left:
         rounds = pd.read_csv(cancelled["run"] / "metrics.csv")["round"]
         assert list(rounds) == list(range(50, 50 * len(rounds) + 1, 50)) and rounds.iloc[-1] < SHORT

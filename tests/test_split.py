@@ -262,7 +262,11 @@ def test_bad_split_options_are_rejected_before_any_data_is_read(overrides, messa
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["split=sorted"], "unknown split 'sorted'; choose one of: dirichlet, extreme, gamma, iid"),
+        (
+            ["split=sorted"],
+            "unknown split 'sorted'; choose one of: dirichlet, dirichlet_0.1, dirichlet_1, extreme, gamma, "
+            "iid",
+        ),
         (["split=dirichlet", "split.alpha=0"], "split.alpha must be a number > 0"),
         (
             ["split=extreme", "n=2000"],
