@@ -20,7 +20,9 @@ ATTACKS = Registry(__name__, Attack)
 
 def __getattr__(attr: str) -> type:
     """byzrun.attacks.ALIE and the like: every attack class of the package by its class name."""
-    cls = None if attr.startswith("_") else ATTACKS.by_class_name(attr)
+    # only class names: a lowercase name is a submodule that `from byzrun.attacks import x` imports
+    # itself after this AttributeError, without a scan that would import every module mid-import
+    cls = ATTACKS.by_class_name(attr) if attr[:1].isupper() else None
     if cls is None:
         raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
     return cls

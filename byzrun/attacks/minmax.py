@@ -10,15 +10,13 @@ It ignores the server's rule (agnostic of the aggregation). Directions and the s
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import Tensor
 
-from byzrun.attacks import perturbation
-from byzrun.attacks.base import Attack, AttackContext
+from byzrun.attacks.base import Attack
+from byzrun.attacks.perturbation import PerturbationSearch
 
 
-class MinMax(Attack):
+class MinMax(PerturbationSearch, Attack):
     """x_m = μ + γ·p, γ the largest keeping the largest squared distance to an honest vector within
     the honest vectors' largest pairwise squared distance.
 
@@ -30,25 +28,5 @@ class MinMax(Attack):
     """
 
     name = "minmax"
-
-    def __init__(
-        self,
-        direction: str = "std",
-        gamma_init: float = 10.0,
-        tau: float = 1e-5,
-        knowledge: str = "omniscient",
-    ):
-        self.direction, self.gamma_init, self.tau, self.knowledge = direction, gamma_init, tau, knowledge
-        self.gamma: float | None = None  # the last round's γ
-
-    def validate(self, *, n: int, m: int, data=None) -> None:
-        perturbation.check(self.direction, self.gamma_init, self.tau, self.knowledge, n=n, m=m)
-
-    def __call__(self, ctx: AttackContext) -> Tensor:
-        row, self.gamma = perturbation.perturbed_row(
-            ctx, self.direction, self.gamma_init, self.tau, self.knowledge, Tensor.max, Tensor.max
-        )
-        return row.expand(ctx.rows, -1).contiguous()
-
-    def summary_fields(self) -> dict[str, Any]:
-        return {"gamma": self.gamma}
+    reduce_crafted = staticmethod(Tensor.max)
+    reduce_honest = staticmethod(Tensor.max)

@@ -23,12 +23,14 @@ on the CPU. The honest pairwise distances come from byzrun.defenses.distances (a
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from byzrun.attacks import options, stats
 from byzrun.attacks.base import AttackContext
+from byzrun.attacks.options import choice, number
+from byzrun.attacks.stats import KNOWLEDGE, observed
 from byzrun.defenses.distances import pairwise_sq_distances
 from byzrun.errors import ConfigError
 
@@ -37,11 +39,11 @@ DIRECTIONS = ("unit_vec", "std", "sign")
 
 def check(direction: str, gamma_init, tau, knowledge: str, *, n: int, m: int) -> None:
     """The options min-max and min-sum share, each failure one ConfigError line."""
-    options.choice("direction", direction, DIRECTIONS)
-    options.choice("knowledge", knowledge, stats.KNOWLEDGE)
-    if options.number("gamma_init", gamma_init, low=0.0) == 0:
+    choice("direction", direction, DIRECTIONS)
+    choice("knowledge", knowledge, KNOWLEDGE)
+    if number("gamma_init", gamma_init, low=0.0) == 0:
         raise ConfigError("attack.gamma_init must be > 0; the paper's code starts at 10")
-    if options.number("tau", tau, low=0.0) == 0:
+    if number("tau", tau, low=0.0) == 0:
         raise ConfigError("attack.tau must be > 0; the paper's code stops at 1e-5")
     seen = m if knowledge == "corrupted" else n - m
     if seen < 2:
@@ -62,7 +64,7 @@ def perturbed_row(
 ) -> tuple[Tensor, float]:
     """x_m = μ + γp [d] and γ, the largest γ (Algorithm 1) with spread(d(γ)) <= limit(D): d(γ) [h]
     the squared distances from x_m to the honest vectors seen, D [h, h] theirs to each other."""
-    seen = stats.observed(ctx, knowledge)
+    seen = observed(ctx, knowledge)
     mu = seen.mean(dim=0)
     X = seen - mu
     sq = X.square()  # one pass serves σ and the a_i
@@ -103,3 +105,41 @@ def largest_gamma(feasible: Callable[[Tensor], Tensor], gamma_init: float, tau: 
             gamma = gamma - step / 2
         step /= 2
     return succ
+
+
+class PerturbationSearch:
+    """The options and the round of min-max and min-sum, which differ only in their constraint:
+    `reduce_crafted` maps the crafted vector's squared distances to the honest ones [h] to one number,
+    `reduce_honest` the honest pairwise squared distances [h, h] to its bound. A mixin, not an Attack,
+    so that the registry finds the two attacks, not this (minmax.py, minsum.py)."""
+
+    reduce_crafted: Callable[[Tensor], Tensor]
+    reduce_honest: Callable[[Tensor], Tensor]
+
+    def __init__(
+        self,
+        direction: str = "std",
+        gamma_init: float = 10.0,
+        tau: float = 1e-5,
+        knowledge: str = "omniscient",
+    ):
+        self.direction, self.gamma_init, self.tau, self.knowledge = direction, gamma_init, tau, knowledge
+        self.gamma: float | None = None  # the last round's γ
+
+    def validate(self, *, n: int, m: int, data=None) -> None:
+        check(self.direction, self.gamma_init, self.tau, self.knowledge, n=n, m=m)
+
+    def __call__(self, ctx: AttackContext) -> Tensor:
+        row, self.gamma = perturbed_row(
+            ctx,
+            self.direction,
+            self.gamma_init,
+            self.tau,
+            self.knowledge,
+            self.reduce_honest,
+            self.reduce_crafted,
+        )
+        return row.expand(ctx.rows, -1)  # one row for every Byzantine worker, copied once by the round
+
+    def summary_fields(self) -> dict[str, Any]:
+        return {"gamma": self.gamma}

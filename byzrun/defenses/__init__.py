@@ -18,7 +18,9 @@ RULES = Registry(__name__, Defense)
 
 def __getattr__(attr: str) -> type:
     """byzrun.defenses.Krum and the like: every rule class of the package by its class name."""
-    cls = None if attr.startswith("_") else RULES.by_class_name(attr)
+    # only class names: a lowercase name is a submodule that `from byzrun.defenses import x` imports
+    # itself after this AttributeError, without a scan that would import every module mid-import
+    cls = RULES.by_class_name(attr) if attr[:1].isupper() else None
     if cls is None:
         raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
     return cls
