@@ -128,6 +128,7 @@ def compare(before_defenses, dims, n: int, f: int, device: str, repeats: int) ->
                 {
                     "rule": label,
                     "d": d,
+                    "threads": torch.get_num_threads(),
                     "before_ms": before_ms,
                     "now_ms": now_ms,
                     "speedup": before_ms / now_ms,
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--f", type=int, default=12)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--out", default=None, help="write the table as CSV into this folder (before.csv)")
+    parser.add_argument("--out", default=None, help="write the table as CSV into this folder (see --name)")
+    parser.add_argument("--name", default="before.csv", help="the CSV's file name (default: %(default)s)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -175,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"slower than before by more than {NOISE:.0%} (what identical code measures apart): {listed}")
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        table.to_csv(Path(args.out) / "before.csv", index=False)
+        table.to_csv(Path(args.out) / args.name, index=False)
 
 
 if __name__ == "__main__":
