@@ -34,6 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from byzrun.report.bench import BENCH, add_bench
 from byzrun.report.code_runs import CODE_RUNS, add_code_runs, read_code_runs
 from byzrun.report.collect import Run, collect
 from byzrun.report.render import MARKDOWN as STYLE
@@ -47,6 +48,8 @@ __all__ = ["Claim", "claims", "sections", "BROKEN"]
 BROKEN = 20.0
 #: the folder (under the results root) of runs repeated on a CPU without AVX-512
 MACHINE = "no_avx512"
+#: the folder (under the results root) of the README's first run, `byzrun dataset=digits` as committed
+FIRST_RUN = "first_run"
 #: a run whose final accuracy is more than this many points below its maximum has collapsed
 COLLAPSE = 10.0
 ROW_KEYS = {
@@ -372,7 +375,7 @@ def add_momentum(out: Claims, sec: Section) -> None:
 
 
 def claims(results: Path = Path("results")) -> dict[str, Claim]:
-    """Every claim, from <results>/paper and <results>/evidence."""
+    """Every claim, from <results>/paper, <results>/evidence, <results>/no_avx512 and <results>/bench."""
     paper, evidence = results / "paper", results / "evidence"
     out = Claims()
     t1, t2 = section(paper, "table1_mnist"), section(paper, "table2_mnist")
@@ -388,13 +391,25 @@ def claims(results: Path = Path("results")) -> dict[str, Claim]:
     add_evidence(out, evidence)
     if (results / MACHINE).is_dir():
         add_machine(out, results / MACHINE, t1)
+    if (results / BENCH).is_dir():
+        add_bench(out, results)
+    if (results / FIRST_RUN).is_dir():
+        add_first_run(out, results / FIRST_RUN)
     return dict(out)
+
+
+def add_first_run(out: Claims, folder: Path) -> None:
+    """The max and final test accuracy of the README's first run (`byzrun dataset=digits`)."""
+    (run,) = collect(folder)
+    out.add("first_run.max", run.value("max_test_acc"))
+    out.add("first_run.final", run.value("final_test_acc"))
 
 
 def add_machine(out: Claims, machine: Path, t1: Section) -> None:
     """Runs repeated on a CPU without AVX-512 (results/no_avx512): each one's max and final, how many of
     its evaluations repeat the committed run's test accuracy exactly, and the first round that differs."""
     committed = {(r.settings["row"], r.seed): r for row in t1.rows for r in row.runs}
+    gaps = []
     for run in collect(machine):
         slug, base = ROW_KEYS[run.settings["row"]], committed[(run.settings["row"], run.seed)]
         key = f"mc.{slug}.s{run.seed}"
@@ -405,10 +420,12 @@ def add_machine(out: Claims, machine: Path, t1: Section) -> None:
             metrics(base).set_index("round")["test_acc"],
         )
         same = ours.round(2).eq(theirs.reindex(ours.index).round(2))  # older runs kept float32 digits
+        gaps.append(abs(run.value("final_test_acc") - base.value("final_test_acc")))
         out.count(f"{key}.evaluations", len(ours))
         out.count(f"{key}.same", int(same.sum()))
         if not same.all():
             out.count(f"{key}.first_differs", int(same[~same].index[0]))
+    out.add("mc.final_gap_max", max(gaps), whole)  # the largest difference in final accuracy (points)
 
 
 def add_evidence(out: Claims, evidence: Path) -> None:

@@ -25,6 +25,7 @@ import re
 import sys
 from pathlib import Path
 
+from byzrun.report import bench
 from byzrun.report.claims import Claim, claims, section
 from byzrun.report.render import MARKDOWN, format_diff, format_stat, format_value
 
@@ -166,7 +167,7 @@ def table2(results: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-TABLES = {"table1": table1, "table2": table2}
+TABLES = {"table1": table1, "table2": table2, **bench.TABLES}
 
 
 def with_tables(text: str, results: Path) -> str:

@@ -1,0 +1,253 @@
+"""The README's speed numbers: claims and summary tables from a committed `make bench` run (results/bench).
+
+`make bench BENCH_OUT=results/bench` writes, besides machine.json (byzrun.bench.machine):
+
+    rounds.csv          per model, byzrun's round against a plain loop, one vmap pass, one backward
+    deterministic.csv   the cost of deterministic=true (rounds/s pinned over the default)
+    aggregation.csv     every rule's time at n=51, f=12, against simple reference code for some
+    before.csv          every rule against BENCH_BEFORE on all threads; before_1thread.csv on one
+    byzfl.csv           every shared entry against ByzFL (ratio = ByzFL's time / byzrun's)
+
+Every number is a ratio of two times measured in the same process (the machine's noise hits both), shown
+with two decimals; claims name `bench.<file>.<row>...`, e.g. `bench.before.median.d79510.t2.speedup`.
+A missing file gives no claims, and its table says which command writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+#: the folder, under the results root, of the committed bench run
+BENCH = "bench"
+#: how the README's model names read
+MODEL_LABELS = {"mlp": "MLP", "cnn": "CIFAR-10 CNN", "wrn": "WideResNet"}
+COMMAND = "make bench BENCH_OUT=results/bench"
+
+
+def ratio(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def one_decimal(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def whole(value: float) -> str:
+    return f"{value:.0f}"
+
+
+def thousands(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def dimension(d: int) -> str:
+    """How the README writes a dimension: 79,510; 1e6."""
+    return "1e6" if d == 1_000_000 else f"{d:,}"
+
+
+def read(bench: Path, name: str) -> pd.DataFrame | None:
+    path = bench / name
+    return pd.read_csv(path) if path.exists() else None
+
+
+def model_key(model: str) -> str:
+    """`wrn(depth=10,widen=1)` -> `wrn`."""
+    return model.split("(")[0]
+
+
+def rule_key(rule: str) -> str:
+    """`centered_clipping(center=zero)` -> `centered_clipping.zero`."""
+    name, _, options = rule.partition("(")
+    return name + "".join("." + o.split("=")[1] for o in options.rstrip(")").split(",") if o)
+
+
+# ---------------------------------------------------------------- claims
+
+
+def add_machine(out, bench: Path) -> None:
+    """The 1-minute load average at the start and at the end of the run (how busy the machine was)."""
+    path = bench / "machine.json"
+    if not path.exists():
+        return
+    info = json.loads(path.read_text())
+    for phase in ("start", "end"):
+        if phase in info:
+            out.add(f"bench.load_{phase}", info[phase]["load"][0], one_decimal)
+    out.count("bench.cores", info["cores"])
+
+
+def add_rounds(out, frame: pd.DataFrame) -> None:
+    """Per model: the three ratios of its round, d, the chunk; for the MLP, whose chosen and full paths
+    are one path, how far they measured apart (%): the noise of identical code in this run."""
+    for line in frame.to_dict("records"):
+        key = f"bench.rounds.{model_key(line['model'])}"
+        for column in ("chosen_over_loop", "chosen_over_full", "chosen_time_over_single"):
+            out.add(f"{key}.{column}", line[column], ratio)
+        out.add(f"{key}.d", line["d"], thousands)
+        out.count(f"{key}.b", line["b"])
+    mlp = frame[frame["model"].map(model_key) == "mlp"]
+    if len(mlp):
+        out.add("bench.rounds.mlp.same_path_gap_pct", 100 * abs(mlp["chosen_over_full"].iloc[0] - 1), whole)
+
+
+def add_deterministic(out, frame: pd.DataFrame) -> None:
+    """Per model: rounds/s pinned over the default (all threads, one thread) and its inverse, how many
+    times as long a deterministic round takes."""
+    for line in frame.to_dict("records"):
+        key = f"bench.deterministic.{line['model']}"
+        for column, part in (("deterministic_speed", ""), ("deterministic_speed_1thread", "_1thread")):
+            out.add(f"{key}.speed{part}", line[column], ratio)
+            out.add(f"{key}.slowdown{part}", 1 / line[column], one_decimal)
+
+
+def before_frame(bench: Path) -> pd.DataFrame | None:
+    """before.csv and before_1thread.csv as one table (their `threads` column tells them apart)."""
+    frames = [f for f in (read(bench, "before.csv"), read(bench, "before_1thread.csv")) if f is not None]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def add_before(out, frame: pd.DataFrame) -> None:
+    """Every rule's speed-up over BENCH_BEFORE per d and threads; whether every output is bit-identical
+    (text `bit-identical`, else the largest difference); how many rows are faster or slower than the
+    noise of identical code (byzrun.bench.before.NOISE)."""
+    from byzrun.bench.before import NOISE
+
+    for line in frame.to_dict("records"):
+        key = f"bench.before.{rule_key(line['rule'])}.d{line['d']}.t{line['threads']}.speedup"
+        out.add(key, line["speedup"], ratio)
+    largest = float(frame["max_abs_diff"].max())
+    out.add("bench.before.max_abs_diff", largest, "bit-identical" if largest == 0 else f"{largest:.1e}")
+    out.count("bench.before.rows", len(frame))
+    out.count("bench.before.faster", int((frame["speedup"] > 1 + NOISE).sum()))
+    out.count("bench.before.slower", int((frame["speedup"] < 1 - NOISE).sum()))
+    out.add("bench.before.noise_pct", 100 * NOISE, whole)
+
+
+def add_aggregation(out, frame: pd.DataFrame) -> None:
+    """Each rule with simple reference code: that code's time over byzrun's (a speed-up)."""
+    for line in frame.dropna(subset=["speedup"]).to_dict("records"):
+        out.add(f"bench.rules.{line['rule']}.d{line['d']}.naive_speedup", line["speedup"], ratio)
+
+
+def add_byzfl(out, frame: pd.DataFrame) -> None:
+    """Every timed entry's ratio (ByzFL's time / byzrun's), and how many are at least 1."""
+    timed = frame.dropna(subset=["ratio"])
+    for line in timed.to_dict("records"):
+        out.add(f"bench.byzfl.{line['entry']}.d{line['d']}.ratio", line["ratio"], ratio)
+    out.count("bench.byzfl.entries", len(timed))
+    out.count("bench.byzfl.faster", int((timed["ratio"] >= 1).sum()))
+
+
+def add_bench(out, results: Path) -> None:
+    """Every claim of the bench run under <results>/bench (none for a file that is not there)."""
+    bench = results / BENCH
+    add_machine(out, bench)
+    for name, add in (
+        ("rounds.csv", add_rounds),
+        ("deterministic.csv", add_deterministic),
+        ("aggregation.csv", add_aggregation),
+        ("byzfl.csv", add_byzfl),
+    ):
+        frame = read(bench, name)
+        if frame is not None:
+            add(out, frame)
+    before = before_frame(bench)
+    if before is not None:
+        add_before(out, before)
+
+
+# ---------------------------------------------------------------- summary tables
+
+
+def missing_table(name: str) -> str:
+    return f"(no results/{BENCH}/{name} yet: `{COMMAND}` writes it)\n"
+
+
+def cell(value: float) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else ratio(value)
+
+
+def rounds_table(results: Path) -> str:
+    frame = read(results / BENCH, "rounds.csv")
+    if frame is None:
+        return missing_table("rounds.csv")
+    lines = [
+        "| model | d | batch | chosen over plain loop | chosen over one vmap pass "
+        "| chosen time over one backward |",
+        "|---|---|---|---|---|---|",
+    ]
+    for line in frame.to_dict("records"):
+        label = MODEL_LABELS.get(model_key(line["model"]), line["model"])
+        options = line["model"][len(model_key(line["model"])) :]
+        lines.append(
+            f"| {label}{' ' + options if options else ''} | {line['d']:,} | {line['b']} | "
+            f"{cell(line['chosen_over_loop'])} | {cell(line['chosen_over_full'])} | "
+            f"{cell(line['chosen_time_over_single'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def deterministic_table(results: Path) -> str:
+    frame = read(results / BENCH, "deterministic.csv")
+    if frame is None:
+        return missing_table("deterministic.csv")
+    threads = int(frame["threads"].iloc[0])
+    lines = [
+        f"| model | pinned over default, {threads} threads | pinned over default, 1 thread |",
+        "|---|---|---|",
+    ]
+    for line in frame.to_dict("records"):
+        label = MODEL_LABELS.get(line["model"], line["model"])
+        lines.append(
+            f"| {label} | {cell(line['deterministic_speed'])} | {cell(line['deterministic_speed_1thread'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def before_table(results: Path) -> str:
+    frame = before_frame(results / BENCH)
+    if frame is None:
+        return missing_table("before.csv")
+    columns = list(dict.fromkeys(zip(frame["d"], frame["threads"])))
+    columns.sort(key=lambda c: (-c[1], c[0]))
+    heads = [f"d={dimension(d)}, {t} thread{'s' if t > 1 else ''}" for d, t in columns]
+    lines = ["| rule | " + " | ".join(heads) + " | max abs. difference |", "|---" * (len(heads) + 2) + "|"]
+    by = frame.set_index(["rule", "d", "threads"])
+    for rule in dict.fromkeys(frame["rule"]):
+        cells = [
+            cell(by.loc[(rule, d, t), "speedup"]) if (rule, d, t) in by.index else "–" for d, t in columns
+        ]
+        diff = float(frame[frame["rule"] == rule]["max_abs_diff"].max())
+        lines.append(f"| {rule} | " + " | ".join(cells) + f" | {'0' if diff == 0 else f'{diff:.1e}'} |")
+    return "\n".join(lines) + "\n"
+
+
+def byzfl_table(results: Path) -> str:
+    frame = read(results / BENCH, "byzfl.csv")
+    if frame is None:
+        return missing_table("byzfl.csv")
+    dims = sorted(frame["d"].unique())
+    lines = ["| entry | kind | " + " | ".join(f"d={dimension(d)}" for d in dims) + " |"]
+    lines.append("|---" * (len(dims) + 2) + "|")
+    by = frame.set_index(["entry", "d"])
+    for entry in dict.fromkeys(frame["entry"]):
+        kind = frame[frame["entry"] == entry]["kind"].iloc[0]
+        cells = []
+        for d in dims:
+            value = by.loc[(entry, d), "ratio"] if (entry, d) in by.index else None
+            cells.append("skipped" if value is None or math.isnan(value) else ratio(value))
+        lines.append(f"| {entry} | {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+#: the README's `<!-- summary table: NAME -->` blocks this module writes
+TABLES = {
+    "bench_rounds": rounds_table,
+    "bench_deterministic": deterministic_table,
+    "bench_before": before_table,
+    "bench_byzfl": byzfl_table,
+}

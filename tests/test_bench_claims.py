@@ -1,0 +1,200 @@
+"""The README's speed numbers against the committed bench run (results/bench; byzrun.report.bench), and
+`make bench` writing that run's files where BENCH_OUT says."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from byzrun.bench.before import NOISE
+from byzrun.bench.machine import cpu_info
+from byzrun.report import bench
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+BENCH = RESULTS / "bench"
+
+
+class Out(dict):
+    """A stand-in for byzrun.report.claims.Claims: key -> (value, text)."""
+
+    def add(self, key, value, text):
+        assert key not in self, key
+        self[key] = (float(value), text(value) if callable(text) else text)
+
+    def count(self, key, value):
+        self.add(key, value, str(int(value)))
+
+
+@pytest.fixture(scope="module")
+def known() -> Out:
+    out = Out()
+    bench.add_bench(out, RESULTS)
+    return out
+
+
+def test_the_committed_run_has_every_file_the_readme_reads():
+    for name in ("machine.json", "rounds.csv", "deterministic.csv", "aggregation.csv", "before.csv"):
+        assert (BENCH / name).exists(), name
+    assert (BENCH / "before_1thread.csv").exists()
+
+
+def test_the_machine_file_says_which_machine_and_how_busy():
+    info = json.loads((BENCH / "machine.json").read_text())
+    assert isinstance(info["avx512"], bool) and isinstance(info["avx2"], bool)
+    assert info["cpu"] and info["torch"] and info["threads"] >= 1 and info["cores"] >= 1
+    assert len(info["commit"]) >= 40
+    for phase in ("start", "end"):
+        assert len(info[phase]["load"]) == 3 and info[phase]["date"] < "9999"
+    assert info["start"]["date"] <= info["end"]["date"]
+
+
+def test_cpu_info_reads_the_avx512_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("model name\t: Some Xeon\nflags\t\t: fpu avx2 avx512f avx512bw\n\nmodel name\t: x\n")
+    assert cpu_info(cpuinfo) == {
+        "cpu": "Some Xeon",
+        "avx2": True,
+        "avx512": True,
+        "avx512_flags": ["avx512bw", "avx512f"],
+    }
+    cpuinfo.write_text("model name\t: AMD EPYC\nflags\t\t: fpu avx avx2\n")
+    assert cpu_info(cpuinfo)["avx512"] is False
+
+
+def test_round_claims_are_the_csv_times_ratios(known):
+    """Each ratio recomputed from the CSV's times (ms), not from its ratio columns."""
+    rounds = pd.read_csv(BENCH / "rounds.csv")
+    assert set(rounds["model"].map(bench.model_key)) == {"mlp", "cnn", "wrn"}
+    for line in rounds.to_dict("records"):
+        key = f"bench.rounds.{bench.model_key(line['model'])}"
+        assert known[f"{key}.chosen_over_loop"][0] == pytest.approx(line["loop_ms"] / line["chosen_ms"])
+        assert known[f"{key}.chosen_over_full"][0] == pytest.approx(line["full_ms"] / line["chosen_ms"])
+        assert known[f"{key}.chosen_time_over_single"][0] == pytest.approx(
+            line["chosen_ms"] / line["single_ms"]
+        )
+    mlp = rounds[rounds["model"] == "mlp"].iloc[0]
+    gap = known["bench.rounds.mlp.same_path_gap_pct"]
+    assert gap[0] == pytest.approx(100 * abs(mlp["full_ms"] / mlp["chosen_ms"] - 1))
+
+
+def test_deterministic_claims_are_the_pinned_times_over_the_default(known):
+    cost = pd.read_csv(BENCH / "deterministic.csv")
+    assert set(cost["model"]) == {"mlp", "cnn"}
+    for line in cost.to_dict("records"):
+        key = f"bench.deterministic.{line['model']}"
+        assert known[f"{key}.slowdown"][0] == pytest.approx(line["deterministic_ms"] / line["default_ms"])
+        assert known[f"{key}.slowdown_1thread"][0] == pytest.approx(
+            line["deterministic_ms"] / line["default_1thread_ms"]
+        )
+        assert known[f"{key}.speed"][0] * known[f"{key}.slowdown"][0] == pytest.approx(1)
+
+
+def test_before_claims_cover_every_rule_at_both_thread_counts(known):
+    frames = [pd.read_csv(BENCH / name) for name in ("before.csv", "before_1thread.csv")]
+    assert frames[1]["threads"].eq(1).all() and frames[0]["threads"].gt(1).all()
+    both = pd.concat(frames)
+    for line in both.to_dict("records"):
+        key = f"bench.before.{bench.rule_key(line['rule'])}.d{line['d']}.t{line['threads']}.speedup"
+        assert known[key][0] == pytest.approx(line["before_ms"] / line["now_ms"])
+    assert known["bench.before.rows"][0] == len(both)
+    assert known["bench.before.slower"][0] == sum(both["before_ms"] / both["now_ms"] < 1 - NOISE)
+    identical = (both["max_abs_diff"] == 0).all()
+    assert (known["bench.before.max_abs_diff"][1] == "bit-identical") == identical
+
+
+def test_rule_key_names_the_variants():
+    assert bench.rule_key("centered_clipping(center=zero)") == "centered_clipping.zero"
+    assert bench.rule_key("krum") == "krum"
+    assert bench.model_key("wrn(depth=10,widen=1)") == "wrn"
+
+
+BEFORE = pd.DataFrame(
+    {
+        "rule": ["krum", "median", "krum", "median", "krum", "median"],
+        "d": [79510, 79510, 1_000_000, 1_000_000, 79510, 79510],
+        "threads": [2, 2, 2, 2, 1, 1],
+        "before_ms": [3.0, 10.0, 30.0, 100.0, 6.0, 20.0],
+        "now_ms": [3.0, 5.0, 30.0, 40.0, 6.0, 8.0],
+        "max_abs_diff": [0.0, 0.0, 0.0, 0.0, 0.0, 2.5e-7],
+    }
+)
+BEFORE["speedup"] = BEFORE["before_ms"] / BEFORE["now_ms"]
+
+
+def test_before_table_and_claims_of_a_known_run(tmp_path):
+    (tmp_path / "bench").mkdir()
+    BEFORE[BEFORE["threads"] == 2].to_csv(tmp_path / "bench" / "before.csv", index=False)
+    BEFORE[BEFORE["threads"] == 1].to_csv(tmp_path / "bench" / "before_1thread.csv", index=False)
+    assert bench.before_table(tmp_path) == (
+        "| rule | d=79,510, 2 threads | d=1e6, 2 threads | d=79,510, 1 thread | max abs. difference |\n"
+        "|---|---|---|---|---|\n"
+        "| krum | 1.00 | 1.00 | 1.00 | 0 |\n"
+        "| median | 2.00 | 2.50 | 2.50 | 2.5e-07 |\n"
+    )
+    out = Out()
+    bench.add_bench(out, tmp_path)
+    assert out["bench.before.median.d1000000.t2.speedup"] == (2.5, "2.50")
+    assert out["bench.before.max_abs_diff"] == (2.5e-7, "2.5e-07")
+    assert out["bench.before.faster"][0] == 3 and out["bench.before.slower"][0] == 0
+    assert not any(key.startswith("bench.rounds") for key in out)  # no rounds.csv: no claims
+
+
+def test_byzfl_table_lands_in_the_readme_block_from_its_csv(tmp_path):
+    """byzfl.csv (what `make bench BENCH_OUT=results/bench` writes) becomes the README's table; an entry
+    byzrun refuses reads `skipped`."""
+    assert (
+        bench.byzfl_table(tmp_path)
+        == "(no results/bench/byzfl.csv yet: `make bench BENCH_OUT=results/bench` writes it)\n"
+    )
+    (tmp_path / "bench").mkdir()
+    pd.DataFrame(
+        {
+            "entry": ["median", "median", "mda"],
+            "kind": ["rule", "rule", "rule"],
+            "d": [79510, 1_000_000, 79510],
+            "byzrun_ms": [2.0, 20.0, math.nan],
+            "byzfl_ms": [5.0, 30.0, math.nan],
+            "ratio": [2.5, 1.5, math.nan],
+            "skipped": [None, None, "f too large"],
+        }
+    ).to_csv(tmp_path / "bench" / "byzfl.csv", index=False)
+    assert bench.byzfl_table(tmp_path) == (
+        "| entry | kind | d=79,510 | d=1e6 |\n|---|---|---|---|\n"
+        "| median | rule | 2.50 | 1.50 |\n| mda | rule | skipped | skipped |\n"
+    )
+    out = Out()
+    bench.add_bench(out, tmp_path)
+    assert out["bench.byzfl.median.d79510.ratio"] == (2.5, "2.50")
+    assert out["bench.byzfl.entries"][0] == 2 and out["bench.byzfl.faster"][0] == 2
+
+
+def test_make_bench_writes_every_file_into_bench_out():
+    """Every step of `make bench` writes into BENCH_OUT (ByzFL's table too), between the two machine
+    records."""
+    if shutil.which("make") is None:
+        pytest.fail("make is not installed")
+    done = subprocess.run(
+        ["make", "-n", "bench", "BENCH_OUT=somewhere/else"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    steps = [line for line in done.stdout.splitlines() if "byzrun." in line]
+    assert [s.split(" -m ")[1].split()[0] for s in steps] == [
+        "byzrun.bench.machine",
+        "byzrun.bench",
+        "byzrun.bench.before",
+        "byzrun.bench.before",
+        "byzrun.bench.byzfl",
+        "byzrun.bench.machine",
+    ]
+    assert all("--out somewhere/else" in step for step in steps)
+    assert "OMP_NUM_THREADS=1" in steps[3] and "--name before_1thread.csv" in steps[3]
