@@ -41,12 +41,13 @@ BENCH_BEFORE ?= fe2263b
 # where `make bench` writes its CSVs and machine.json; the README's speed numbers read results/bench
 BENCH_OUT ?= bench/out
 
-bench:  ## speed: rounds per model, every rule, every rule against $(BENCH_BEFORE) (2 threads, then 1), every rule and attack against ByzFL; CSV and machine.json in $(BENCH_OUT)
+bench:  ## speed: rounds per model, every rule, every rule against $(BENCH_BEFORE) (2 threads, then 1), every rule and attack against ByzFL, what bf16 changes; CSV and machine.json in $(BENCH_OUT)
 	$(PY) -m byzrun.bench.machine start --out $(BENCH_OUT)
 	$(PY) -m byzrun.bench --out $(BENCH_OUT)
 	$(PY) -m byzrun.bench.before --rev $(BENCH_BEFORE) --out $(BENCH_OUT)
 	OMP_NUM_THREADS=1 $(PY) -m byzrun.bench.before --rev $(BENCH_BEFORE) --dims 79510 --name before_1thread.csv --out $(BENCH_OUT)
 	$(PY) -m byzrun.bench.byzfl --out $(BENCH_OUT)
+	$(PY) -m byzrun.bench.bf16 --out $(BENCH_OUT)
 	$(PY) -m byzrun.bench.machine end --out $(BENCH_OUT)
 
 readme:  ## rewrite the README's defense and attack tables from conf/ and the classes (bounds, options)

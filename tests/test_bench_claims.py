@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from byzrun.bench.before import NOISE
+from byzrun.bench.bf16 import compare
 from byzrun.bench.machine import cpu_info
 from byzrun.report import bench
 
@@ -40,7 +42,14 @@ def known() -> Out:
 
 
 def test_the_committed_run_has_every_file_the_readme_reads():
-    for name in ("machine.json", "rounds.csv", "deterministic.csv", "aggregation.csv", "before.csv"):
+    for name in (
+        "machine.json",
+        "rounds.csv",
+        "deterministic.csv",
+        "aggregation.csv",
+        "before.csv",
+        "bf16.csv",
+    ):
         assert (BENCH / name).exists(), name
     assert (BENCH / "before_1thread.csv").exists()
 
@@ -194,7 +203,33 @@ def test_make_bench_writes_every_file_into_bench_out():
         "byzrun.bench.before",
         "byzrun.bench.before",
         "byzrun.bench.byzfl",
+        "byzrun.bench.bf16",
         "byzrun.bench.machine",
     ]
     assert all("--out somewhere/else" in step for step in steps)
     assert "OMP_NUM_THREADS=1" in steps[3] and "--name before_1thread.csv" in steps[3]
+
+
+def test_bf16_columns_of_a_known_change():
+    """Every row doubled: the gradients and their mean move by 100%, every std doubles, and the share of
+    |mu| < sigma stays."""
+    G = torch.tensor([[1.0, -2.0, 0.5], [3.0, 0.0, 0.5], [2.0, 1.0, 0.5]])
+    columns = compare(G, 2 * G)
+    assert columns["grad_rel_error"] == pytest.approx(1) and columns["mean_rel_error"] == pytest.approx(1)
+    assert columns["std_ratio_p10"] == columns["std_ratio_p90"] == pytest.approx(2)  # sigma=0 left out
+    mu, sigma = G.double().mean(0), G.double().std(0)
+    assert (
+        columns["small_mu_share"]
+        == columns["small_mu_share_bf16"]
+        == float((mu.abs() < sigma).double().mean())
+    )
+
+
+def test_bf16_claims_are_the_csv_in_percent(known):
+    frame = pd.read_csv(BENCH / "bf16.csv")
+    assert set(frame["model"]) == {"mlp", "cnn", "wrn"}
+    for line in frame.to_dict("records"):
+        key = f"bench.bf16.{line['model']}"
+        assert known[f"{key}.grad_rel_pct"][0] == pytest.approx(100 * line["grad_rel_error"])
+        assert 0 < line["grad_rel_error"] < 0.2  # bfloat16's 8-bit mantissa: close, not equal
+        assert line["std_ratio_p10"] <= line["std_ratio_p50"] <= line["std_ratio_p90"]

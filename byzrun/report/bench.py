@@ -7,8 +7,9 @@
     aggregation.csv     every rule's time at n=51, f=12, against simple reference code for some
     before.csv          every rule against BENCH_BEFORE on all threads; before_1thread.csv on one
     byzfl.csv           every shared entry against ByzFL (ratio = ByzFL's time / byzrun's)
+    bf16.csv            how far gpu.bf16=true moves the gradients and ALIE's statistics (not a time)
 
-Every number is a ratio of two times measured in the same process (the machine's noise hits both), shown
+Every time is a ratio of two times measured in the same process (the machine's noise hits both), shown
 with two decimals; claims name `bench.<file>.<row>...`, e.g. `bench.before.median.d79510.t2.speedup`.
 A missing file gives no claims, and its table says which command writes it.
 """
@@ -142,6 +143,19 @@ def add_byzfl(out, frame: pd.DataFrame) -> None:
     out.count("bench.byzfl.faster", int((timed["ratio"] >= 1).sum()))
 
 
+def add_bf16(out, frame: pd.DataFrame) -> None:
+    """Per model: the relative changes in percent (one decimal), the std ratio's percentiles (four
+    decimals: they sit within a few thousandths of 1) and the shares with |mu| < sigma (%)."""
+    for line in frame.to_dict("records"):
+        key = f"bench.bf16.{line['model']}"
+        out.add(f"{key}.grad_rel_pct", 100 * line["grad_rel_error"], one_decimal)
+        out.add(f"{key}.mean_rel_pct", 100 * line["mean_rel_error"], one_decimal)
+        for part in ("p10", "p50", "p90"):
+            out.add(f"{key}.std_ratio_{part}", line[f"std_ratio_{part}"], lambda v: f"{v:.4f}")
+        out.add(f"{key}.small_mu_pct", 100 * line["small_mu_share"], one_decimal)
+        out.add(f"{key}.small_mu_pct_bf16", 100 * line["small_mu_share_bf16"], one_decimal)
+
+
 def add_bench(out, results: Path) -> None:
     """Every claim of the bench run under <results>/bench (none for a file that is not there)."""
     bench = results / BENCH
@@ -151,6 +165,7 @@ def add_bench(out, results: Path) -> None:
         ("deterministic.csv", add_deterministic),
         ("aggregation.csv", add_aggregation),
         ("byzfl.csv", add_byzfl),
+        ("bf16.csv", add_bf16),
     ):
         frame = read(bench, name)
         if frame is not None:
