@@ -50,8 +50,9 @@ bench:  ## speed: rounds per model, every rule, every rule against $(BENCH_BEFOR
 	$(PY) -m byzrun.bench.bf16 --out $(BENCH_OUT)
 	$(PY) -m byzrun.bench.machine end --out $(BENCH_OUT)
 
-readme:  ## rewrite the README's defense and attack tables from conf/ and the classes (bounds, options)
+readme:  ## rewrite the README's defense and attack tables from conf/ and the classes (bounds, options), and the summary tables from results/ (then check every quoted number)
 	$(PY) -m byzrun.catalog README.md
+	$(PY) -m byzrun.report.quotes --write
 
 tables:  ## tables of the runs under $(RESULTS)/runs/ only (paper tables, generic table, worst case); ARGS="--rows m --metric max"
 	$(PY) -m byzrun.report --results-dir $(RESULTS) $(ARGS)

@@ -14,13 +14,7 @@ from byzrun.report.claims import Claim, claims
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
-#: every markdown file whose numbers are checked (extend it with any other file that quotes the runs)
-READMES = [
-    ROOT / "README.md",
-    RESULTS / "paper" / "README.md",
-    RESULTS / "evidence" / "README.md",
-    RESULTS / "no_avx512" / "README.md",
-]
+READMES = quotes.checked_files(ROOT)  # every markdown file whose numbers are checked
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +44,11 @@ def read_raw_runs() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def raw_runs() -> pd.DataFrame:
     return read_raw_runs()
+
+
+def test_the_checked_files_include_every_readme_that_quotes_runs():
+    names = {str(path.relative_to(ROOT)) for path in READMES}
+    assert {"README.md", "results/paper/README.md", "results/no_avx512/README.md"} <= names
 
 
 def test_the_readmes_quote_the_runs(known):

@@ -14,8 +14,9 @@ test), not results. A result-looking number outside every marked passage is an e
 `<!-- results -->` ... `<!-- end of results -->` regions (README.md), only inside them. A summary table is
 a generated block between `<!-- summary table: table1 -->` and `<!-- end of summary table -->`.
 
-    python -m byzrun.report.quotes README.md results/paper/README.md           exit 1 on a wrong number
-    python -m byzrun.report.quotes --write README.md results/paper/README.md   rewrite the summary tables
+    python -m byzrun.report.quotes                 check every file of CHECKED; exit 1 on a wrong number
+    python -m byzrun.report.quotes README.md       check these files only
+    python -m byzrun.report.quotes --write         rewrite the summary tables from the runs, then check
 """
 
 from __future__ import annotations
@@ -44,6 +45,22 @@ SETTING_BEFORE = re.compile(
     r"(?:[=∈≈{·]|\blr|\bz|\bbeta|[εαβσ]|\bseeds?|\bround|\bTable|\bissue|\bbatch(?: of)?)\s*$"
 )
 CODE_SPAN = re.compile(r"`[^`]*`|\]\([^)]*\)")
+
+
+#: the markdown files whose numbers are checked (relative to the repository; globs allowed): add a new
+#: page that quotes the runs here
+CHECKED = (
+    "README.md",
+    "docs/*.md",
+    "results/paper/README.md",
+    "results/evidence/README.md",
+    "results/no_avx512/README.md",
+)
+
+
+def checked_files(root: Path) -> list[Path]:
+    """The files of CHECKED that exist under root, in order."""
+    return [path for pattern in CHECKED for path in sorted(root.glob(pattern))]
 
 
 #: the marker of a passage whose numbers describe the set-up, not the runs' results
@@ -195,10 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m byzrun.report.quotes", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("readmes", nargs="+", type=Path)
+    parser.add_argument("readmes", nargs="*", type=Path, help="default: every file of CHECKED")
     parser.add_argument("--results", type=Path, default=Path("results"), help="default: results")
     parser.add_argument("--write", action="store_true", help="rewrite the summary tables from the runs")
     args = parser.parse_args(argv)
+    args.readmes = args.readmes or checked_files(Path("."))
     if args.write:
         for path in args.readmes:
             path.write_text(with_tables(path.read_text(), args.results))
