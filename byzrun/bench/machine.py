@@ -6,8 +6,9 @@
 `start` writes <out>/machine.json and machine.txt afresh: the CPU model (/proc/cpuinfo), whether it has
 AVX2 and AVX-512 (torch picks its kernels by them: README, "Reproducibility across machines"), torch's
 version, CPU capability and thread count, the cores, the git commit, the date and the load averages.
-`end` adds the date and load averages at the end. The load tells how busy the machine was: on a shared
-machine the times are noisy, the ratios within one run less so.
+`end` adds the date and load averages at the end, and `--note`: how the run deviated from `make bench`.
+The load tells how busy the machine was: on a shared machine the times are noisy, the ratios within one
+run less so.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("phase", choices=["start", "end"])
     parser.add_argument("--out", default="bench/out", help="folder of the bench's CSVs")
+    parser.add_argument("--note", default=None, help="how the run deviated from `make bench`, if it did")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -95,6 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         info = json.loads((out / "machine.json").read_text())
         info["end"] = now()
+    if args.note:
+        info["note"] = args.note
     (out / "machine.json").write_text(json.dumps(info, indent=1) + "\n")
     (out / "machine.txt").write_text(text(info))
     print(text(info), end="")
