@@ -122,6 +122,7 @@ def test_rule_key_names_the_variants():
     assert bench.rule_key("centered_clipping(center=zero)") == "centered_clipping.zero"
     assert bench.rule_key("krum") == "krum"
     assert bench.model_key("wrn(depth=10,widen=1)") == "wrn"
+    assert bench.model_label("wrn(depth=10,widen=1)") == "WRN-10-1" and bench.model_label("mlp") == "MLP"
 
 
 BEFORE = pd.DataFrame(

@@ -25,7 +25,7 @@ import pandas as pd
 #: the folder, under the results root, of the committed bench run
 BENCH = "bench"
 #: how the README's model names read
-MODEL_LABELS = {"mlp": "MLP", "cnn": "CIFAR-10 CNN", "wrn": "WideResNet"}
+MODEL_LABELS = {"mlp": "MLP", "cnn": "CIFAR-10 CNN", "wrn": "WRN"}
 COMMAND = "make bench BENCH_OUT=results/bench"
 
 
@@ -58,6 +58,13 @@ def read(bench: Path, name: str) -> pd.DataFrame | None:
 def model_key(model: str) -> str:
     """`wrn(depth=10,widen=1)` -> `wrn`."""
     return model.split("(")[0]
+
+
+def model_label(model: str) -> str:
+    """`wrn(depth=10,widen=1)` -> `WRN-10-1`, `cnn` -> `CIFAR-10 CNN`."""
+    key, _, options = model.partition("(")
+    values = [o.split("=")[1] for o in options.rstrip(")").split(",") if o]
+    return "-".join([MODEL_LABELS.get(key, key), *values])
 
 
 def rule_key(rule: str) -> str:
@@ -196,10 +203,8 @@ def rounds_table(results: Path) -> str:
         "|---|---|---|---|---|---|",
     ]
     for line in frame.to_dict("records"):
-        label = MODEL_LABELS.get(model_key(line["model"]), line["model"])
-        options = line["model"][len(model_key(line["model"])) :]
         lines.append(
-            f"| {label}{' ' + options if options else ''} | {line['d']:,} | {line['b']} | "
+            f"| {model_label(line['model'])} | {line['d']:,} | {line['b']} | "
             f"{cell(line['chosen_over_loop'])} | {cell(line['chosen_over_full'])} | "
             f"{cell(line['chosen_time_over_single'])} |"
         )
