@@ -104,12 +104,14 @@ def add_rounds(out, frame: pd.DataFrame) -> None:
 
 def add_deterministic(out, frame: pd.DataFrame) -> None:
     """Per model: rounds/s pinned over the default (all threads, one thread) and its inverse, how many
-    times as long a deterministic round takes."""
+    times as long a deterministic round takes; the default's time on all threads over one thread."""
     for line in frame.to_dict("records"):
         key = f"bench.deterministic.{line['model']}"
         for column, part in (("deterministic_speed", ""), ("deterministic_speed_1thread", "_1thread")):
             out.add(f"{key}.speed{part}", line[column], ratio)
             out.add(f"{key}.slowdown{part}", 1 / line[column], one_decimal)
+        # above 1: the default round was slower on all threads than on one (a busy machine)
+        out.add(f"{key}.threads_cost", line["default_ms"] / line["default_1thread_ms"], one_decimal)
 
 
 def before_frame(bench: Path) -> pd.DataFrame | None:
