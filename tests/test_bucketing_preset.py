@@ -3,7 +3,9 @@ their code builds it, the preset's settings against their exp2 (n=25, f=5, mimic
 momentum, batch 32, 600 rounds, an evaluation every 30), the rules of its five cells, and a few-round
 run of the preset on the digits."""
 
+import importlib.util
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,6 +18,7 @@ from byzrun.train import run
 from tests.conftest import make_cfg
 from tests.test_sweeps import point_cfg, sweep_values
 
+ROOT = Path(__file__).resolve().parent.parent
 CELLS = ["avg", "krum", "cm", "rfa", "cclip"]
 BUCKETING = "defense.pre=[{name:bucketing,s:2}]"
 
@@ -167,3 +170,59 @@ def test_a_few_rounds_of_the_preset_run_on_the_digits(tmp_path, cell, split):
     classes_per_worker = honest.gt(0).sum(axis=1)
     assert classes_per_worker.max() <= (2 if split == "extreme" else 10)
     assert build_attack(cfg.attack).name == "mimic"
+
+
+def bucketing_numbers():
+    spec = importlib.util.spec_from_file_location(
+        "bucketing_numbers", ROOT / "scripts" / "bucketing_numbers.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Their committed exp2.tex (without bucketing) and exp2_bucketing.tex (s=2), as printed there:
+# rule -> (iid mean, iid std, non-iid mean, non-iid std)
+THEIR_TEX = {
+    0: {
+        "Avg": (93.20, 0.21, 92.73, 0.32),
+        "Krum": (90.36, 0.25, 37.33, 6.78),
+        "CM": (90.80, 0.12, 64.27, 3.70),
+        "RFA": (92.92, 0.25, 78.93, 9.27),
+        "CClip": (93.16, 0.22, 91.53, 0.06),
+    },
+    2: {
+        "Avg": (93.17, 0.23, 92.67, 0.27),
+        "Krum": (91.64, 0.30, 53.15, 3.96),
+        "CM": (91.91, 0.24, 78.60, 3.15),
+        "RFA": (93.00, 0.23, 91.17, 0.51),
+        "CClip": (93.17, 0.23, 92.56, 0.21),
+    },
+}
+
+
+def test_their_numbers_csv_gives_their_published_exp2_tables():
+    """results/bucketing/their_numbers.csv (from their committed stats logs) reproduces the two tables
+    their exp2.py wrote from the same logs: mean and sample std over seeds 0-2 of the last-5 mean."""
+    frame = pd.read_csv(ROOT / "results" / "bucketing" / "their_numbers.csv")
+    assert len(frame) == 60 and set(frame.seed) == {0, 1, 2} and (frame.evaluations == 20).all()
+    assert (frame.test_samples == 9984).all()
+    for s, rules in THEIR_TEX.items():
+        for rule, expected in rules.items():
+            got = []
+            for data in ("iid", "noniid"):
+                last5 = frame[(frame.rule == rule) & (frame.bucketing == s) & (frame.data == data)].last5
+                assert len(last5) == 3
+                got += [round(last5.mean(), 2), round(last5.std(ddof=1), 2)]
+            assert tuple(got) == pytest.approx(expected, abs=1e-9), (rule, s)
+    # the mimic attacker chooses in round 1 from the initial model: one honest worker per seed and data
+    assert frame.groupby(["data", "seed"]).mimic_target.nunique().eq(1).all()
+
+
+def test_the_bucketing_readme_quotes_the_numbers_script():
+    """results/bucketing/README.md's table is scripts/bucketing_numbers.py's output, line for line."""
+    folder = ROOT / "results" / "bucketing"
+    text = (folder / "README.md").read_text()
+    quoted = text.split("<!-- bucketing table: scripts/bucketing_numbers.py -->\n")[1]
+    quoted = quoted.split("<!-- end of bucketing table -->")[0].strip().splitlines()
+    assert quoted == bucketing_numbers().table(folder)
