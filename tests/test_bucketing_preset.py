@@ -4,6 +4,7 @@ momentum, batch 32, 600 rounds, an evaluation every 30), the rules of its five c
 run of the preset on the digits."""
 
 import importlib.util
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -226,3 +227,45 @@ def test_the_bucketing_readme_quotes_the_numbers_script():
     quoted = text.split("<!-- bucketing table: scripts/bucketing_numbers.py -->\n")[1]
     quoted = quoted.split("<!-- end of bucketing table -->")[0].strip().splitlines()
     assert quoted == bucketing_numbers().table(folder)
+
+
+def test_their_numbers_script_reads_their_stats_logs(tmp_path):
+    """scripts/bucketing_their_numbers.py on a clone holding stats logs in their format (a Python dict
+    per line, NaN written bare): the last-5 mean of the validation entries, the mimic target, the commit."""
+    spec = importlib.util.spec_from_file_location(
+        "bucketing_their_numbers", ROOT / "scripts" / "bucketing_their_numbers.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    repo = tmp_path / "clone"
+    for agg in script.RULES:
+        for noniid in (False, True):
+            for s in (0, 2):
+                for seed in (0, 1, 2):
+                    folder = repo / script.RUNS_DIR / f"{agg}_{noniid}_s{s}_seed{seed}"
+                    folder.mkdir(parents=True)
+                    lines = [f"{{'_meta': {{'type': 'mmc_count'}}, 'select': {seed + 10}, 'value': 1.5}}"]
+                    for epoch in range(1, 21):
+                        lines.append(
+                            f"{{'_meta': {{'type': 'train'}}, 'E': {epoch}, 'Loss': nan, 'top1': 1.0}}"
+                        )
+                        top1 = epoch + (0.5 if noniid else 0.0) + s
+                        entry = f"'E': {epoch}, 'Length': 9984, 'top1': {top1}"
+                        lines.append(f"{{'_meta': {{'type': 'validation'}}, {entry}}}")
+                    (folder / "stats").write_text("\n".join(lines) + "\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "logs"], check=True)
+    out = tmp_path / "their.csv"
+    assert script.main([str(repo), "--out", str(out)]) == 0
+    frame = pd.read_csv(out)
+    assert len(frame) == 60 and set(frame.rule) == {"Avg", "Krum", "CM", "RFA", "CClip"}
+    row = frame[
+        (frame.rule == "Krum") & (frame.bucketing == 2) & (frame.data == "noniid") & (frame.seed == 1)
+    ]
+    assert row[["last5", "final", "max", "mimic_target", "test_samples"]].values.tolist() == [
+        [18.0 + 0.5 + 2, 20.5 + 2, 20.5 + 2, 11, 9984]
+    ]
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+    assert row.source.item() == f"{script.RUNS_DIR}/krum_True_s2_seed1/stats@{head.strip()}"
