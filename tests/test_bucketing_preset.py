@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from byzrun.build import build_attack, build_defense
 from byzrun.models import build_model
-from byzrun.train import run
+from byzrun.train import prepare, run
 from tests.conftest import make_cfg
 from tests.test_sweeps import point_cfg, sweep_values
 
@@ -269,3 +269,17 @@ def test_their_numbers_script_reads_their_stats_logs(tmp_path):
     ]
     head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
     assert row.source.item() == f"{script.RUNS_DIR}/krum_True_s2_seed1/stats@{head.strip()}"
+
+
+def test_a_runs_initial_model_is_pytorchs_default_init_right_after_seeding_as_their_code(tmp_path):
+    """Their code calls torch.manual_seed(seed) and then builds Net: byzrun's run starts from the same
+    parameters (its layers built in the same order, nothing drawn in between)."""
+    cfg = make_cfg(
+        "experiment=bucketing_mnist", "dataset=digits", "seed=3", "device=cpu", results_dir=tmp_path
+    )
+    setup = prepare(cfg)
+    torch.manual_seed(3)
+    layers = [torch.nn.Conv2d(1, 32, 3), torch.nn.Conv2d(32, 64, 3), torch.nn.Linear(64 * 2 * 2, 128)]
+    layers.append(torch.nn.Linear(128, 10))
+    reference = torch.cat([p.detach().reshape(-1) for layer in layers for p in layer.parameters()])
+    assert torch.equal(setup.model.theta, reference)
