@@ -73,6 +73,10 @@ def test_the_mnist_cnn_drops_whole_feature_maps_then_single_units_in_training():
     dropped = out.eq(0) & inp.ne(0)
     assert dropped.any(1).all() and (~dropped & inp.ne(0)).any(1).all()  # within every row, some of each
     torch.testing.assert_close(out, inp * out.ne(0) / 0.5)
+    # in one vectorised pass over workers (CUDA runs all n at once): whole maps still, each worker its own
+    maps = torch.func.vmap(model.dropout1, randomness="different")(torch.ones(5, 4, 64, 3, 3)).flatten(3)
+    assert ((maps == 0).all(3) | (maps != 0).all(3)).all()
+    assert not torch.equal(maps[0], maps[1])
 
 
 def test_the_preset_is_their_exp2_protocol():
