@@ -5,6 +5,8 @@ Distributed Momentum paper's CNN (each as the authors' public code builds it).
 - cnn: the CIFAR-10 network of the ALIE paper (conv 16, conv 64, fc 384-192-10).
 - wrn: WideResNet-40-4 with pre-activation basic blocks, BatchNorm, no dropout (ALIE CIFAR-100).
 - momentum_cnn: the Distributed Momentum paper's CIFAR network (BatchNorm and dropout).
+- mnist_cnn: PyTorch's MNIST example network, which the bucketing paper (Karimireddy et al. 2022)
+  trains on MNIST (two convolutions, dropout).
 
 BatchNorm: workers run in vmap, where in-place buffer updates are impossible, so every
 BatchNorm here is a WorkerBatchNorm2d: in training it normalises with the batch statistics of the
@@ -139,6 +141,30 @@ class MomentumCNN(nn.Module):
         return self.head(self.features(x))
 
 
+class MnistCNN(nn.Module):
+    """PyTorch's MNIST example network (github.com/pytorch/examples, mnist/main.py) as the bucketing
+    paper's code builds it (codes/tasks/mnist.py there): conv3x3 32, ReLU, conv3x3 64, max-pool 2,
+    channel dropout 0.25, fc 9216-128, ReLU, dropout 0.5, fc 128-classes; 1,199,882 parameters on 28x28
+    MNIST. Their code has no ReLU between the second convolution and the pooling (PyTorch's example
+    has one): none here either. The first dropout drops whole feature maps (Dropout2d, as their code);
+    the second drops single units, which is what their Dropout2d does to a [batch, 128] input in the
+    torch 1.7 they ran. PyTorch's default initialisation."""
+
+    def __init__(self, in_shape: tuple[int, ...], num_classes: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_shape[0], 32, 3)
+        self.conv2 = nn.Conv2d(32, 64, 3)
+        self.dropout1 = nn.Dropout2d(0.25)
+        self.fc1 = nn.Linear(64 * ((in_shape[1] - 4) // 2) * ((in_shape[2] - 4) // 2), 128)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc2 = nn.Linear(128, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.max_pool2d(self.conv2(F.relu(self.conv1(x))), 2)  # no ReLU after conv2: their code
+        x = F.relu(self.fc1(self.dropout1(x).flatten(1)))
+        return self.fc2(self.dropout2(x))
+
+
 class PreActBlock(nn.Module):
     """Pre-activation basic block of a WideResNet (BN-ReLU-conv, BN-ReLU-conv, no dropout)."""
 
@@ -193,7 +219,13 @@ class WideResNet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
-ARCHITECTURES = {"mlp": MLP, "cnn": CifarCNN, "wrn": WideResNet, "momentum_cnn": MomentumCNN}
+ARCHITECTURES = {
+    "mlp": MLP,
+    "cnn": CifarCNN,
+    "wrn": WideResNet,
+    "momentum_cnn": MomentumCNN,
+    "mnist_cnn": MnistCNN,
+}
 
 
 def build_model(name: str, in_shape: tuple[int, ...], num_classes: int, **options) -> nn.Module:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
@@ -86,8 +85,13 @@ def point_cfg(*overrides: str) -> DictConfig:
     for override in overrides:
         key, value = override.split("=", 1)
         if key not in GROUPS:
-            OmegaConf.update(cfg, key, yaml.safe_load(value), merge=False)
+            OmegaConf.update(cfg, key, hydra_value(override), merge=False)
     return cfg
+
+
+def hydra_value(override: str):
+    """The value of `key=value` as Hydra reads it (`[{name:bucketing,s:2}]` is a list of one dict)."""
+    return OverridesParser.create().parse_overrides([override])[0].value()
 
 
 def resolved(cfg: DictConfig) -> str:
@@ -115,7 +119,7 @@ def test_every_preset_and_sweep_point_resolves_as_recorded(preset):
     points = [[f"experiment={preset}"]] + [[f"experiment={preset}", *p] for p in sweep_points(preset)]
     for point in points:
         cfg = point_cfg(*point)
-        assert cfg.name in ("table1", "table2", "momentum", "benchmark")
+        assert cfg.name in ("table1", "table2", "momentum", "benchmark", "bucketing")
         assert resolved(cfg) == RECORDED["points"][" ".join(point)], point
     # setting the plain values on a composed config is what Hydra does with them
     assert config_hash(point_cfg(*points[-1])) == config_hash(make_cfg(*points[-1], "progress=true"))

@@ -14,8 +14,7 @@ from torch import Tensor
 
 from byzrun.defenses.base import MAJORITY, Defense
 from byzrun.defenses.distances import pairwise_sq_distances
-from byzrun.defenses.subsets import best_subset, check_budget
-from byzrun.errors import ConfigError
+from byzrun.defenses.subsets import SubsetAveraging
 
 
 def diameters(D: Tensor, f: int):
@@ -54,7 +53,7 @@ def diameters(D: Tensor, f: int):
     return score
 
 
-class MinimumDiameterAveraging(Defense):
+class MinimumDiameterAveraging(SubsetAveraging, Defense):
     """The mean of the n-f submissions whose largest pairwise distance is smallest (El Mhamdi et al. 2020).
 
     Options:
@@ -66,19 +65,7 @@ class MinimumDiameterAveraging(Defense):
 
     name = "mda"
     bound = MAJORITY
+    default_max_subsets = 1_000_000
 
-    def __init__(self, max_subsets: int = 1_000_000):
-        if int(max_subsets) < 1:
-            raise ConfigError(f"defense.max_subsets must be >= 1, got {max_subsets}")
-        self.max_subsets = int(max_subsets)
-
-    def check(self, n: int, f: int) -> None:
-        check_budget(self.name, n, f, self.max_subsets)
-
-    def select(self, G: Tensor, f: int) -> Tensor:
-        n = G.shape[0]
-        f = max(0, min(f, n - 1))
-        return best_subset(n, f, diameters(pairwise_sq_distances(G), f)).to(G.device)
-
-    def __call__(self, G: Tensor, f: int) -> Tensor:
-        return G[self.select(G, f)].mean(0)
+    def scorer(self, G: Tensor, f: int):
+        return diameters(pairwise_sq_distances(G), f)

@@ -20,8 +20,7 @@ from torch import Tensor
 
 from byzrun.defenses.base import MAJORITY, Defense
 from byzrun.defenses.distances import centered_gram
-from byzrun.defenses.subsets import best_subset, check_budget, kept_rows
-from byzrun.errors import ConfigError
+from byzrun.defenses.subsets import SubsetAveraging, kept_rows
 
 
 def top_eigenvalues(K: Tensor, f: int):
@@ -45,7 +44,7 @@ def top_eigenvalues(K: Tensor, f: int):
     return score
 
 
-class SmallestMaxEigenvalueAveraging(Defense):
+class SmallestMaxEigenvalueAveraging(SubsetAveraging, Defense):
     """The mean of the n-f submissions whose covariance has the smallest top eigenvalue (Allouah et al. 2023).
 
     Options:
@@ -57,20 +56,8 @@ class SmallestMaxEigenvalueAveraging(Defense):
 
     name = "smea"
     bound = MAJORITY
+    default_max_subsets = 10_000
+    chunk = 512  # [512, 49, 49] float64 is 10 MB
 
-    def __init__(self, max_subsets: int = 10_000):
-        if int(max_subsets) < 1:
-            raise ConfigError(f"defense.max_subsets must be >= 1, got {max_subsets}")
-        self.max_subsets = int(max_subsets)
-
-    def check(self, n: int, f: int) -> None:
-        check_budget(self.name, n, f, self.max_subsets)
-
-    def select(self, G: Tensor, f: int) -> Tensor:
-        n = G.shape[0]
-        f = max(0, min(f, n - 1))
-        # 512 subsets at once: [512, 49, 49] float64 is 10 MB
-        return best_subset(n, f, top_eigenvalues(centered_gram(G), f), chunk=512).to(G.device)
-
-    def __call__(self, G: Tensor, f: int) -> Tensor:
-        return G[self.select(G, f)].mean(0)
+    def scorer(self, G: Tensor, f: int):
+        return top_eigenvalues(centered_gram(G), f)

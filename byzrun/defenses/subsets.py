@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from byzrun.errors import BoundError
+from byzrun.errors import BoundError, ConfigError
 
 #: subsets scored per chunk: a chunk's masks and gathers stay within a few MB at n = 51
 _CHUNK = 4096
@@ -89,3 +89,34 @@ def kept_rows(n: int, left_out: np.ndarray) -> np.ndarray:
     kept = np.ones((len(left_out), n), dtype=bool)
     np.put_along_axis(kept, left_out, False, axis=1)
     return np.nonzero(kept)[1].reshape(len(left_out), -1)
+
+
+class SubsetAveraging:
+    """The mean of the best n-f submissions, found by scoring every subset: what MDA and SMEA share.
+
+    A rule mixes this in before Defense and defines `scorer(G, f)` (score(left_out) for best_subset),
+    `chunk` (subsets scored at once) and `default_max_subsets` (its budget when the config gives none).
+    """
+
+    chunk = _CHUNK
+    default_max_subsets: int
+
+    def __init__(self, max_subsets: int | None = None):
+        max_subsets = self.default_max_subsets if max_subsets is None else max_subsets
+        if int(max_subsets) < 1:
+            raise ConfigError(f"defense.max_subsets must be >= 1, got {max_subsets}")
+        self.max_subsets = int(max_subsets)
+
+    def check(self, n: int, f: int) -> None:
+        check_budget(self.name, n, f, self.max_subsets)
+
+    def scorer(self, G: Tensor, f: int) -> Callable[[np.ndarray], Tensor]:
+        raise NotImplementedError
+
+    def select(self, G: Tensor, f: int) -> Tensor:
+        n = G.shape[0]
+        f = max(0, min(f, n - 1))
+        return best_subset(n, f, self.scorer(G, f), chunk=self.chunk).to(G.device)
+
+    def __call__(self, G: Tensor, f: int) -> Tensor:
+        return G[self.select(G, f)].mean(0)
