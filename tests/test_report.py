@@ -197,6 +197,40 @@ def test_settings_drop_only_what_does_not_change_results():
     assert settings["defense.pre"] == [] and settings["dataset.name"] == "mnist"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "lr: 1e-3\nwd: 1.0e+3\nz: .inf\nq: .nan\nk: 1_000\nh: 0x10\non: yes\nday: 2020-01-01\n",
+        "x: ${n}\nmissing: ???\nnone: null\ntilde: ~\nlist: [1, 'a', [2.5]]\nnested: {a: {b: c}}\n",
+        "'n': 51\nquoted: '1e-3'\nempty: {}\nno: []\n",
+        "",
+    ],
+    ids=["numbers", "strings", "quoted", "empty"],
+)
+def test_read_config_gives_what_omegaconf_load_gives(tmp_path: Path, text: str):
+    """The C-parser loader keeps OmegaConf's YAML dialect (1e-3 a float, dates strings, ${...} as
+    written), so runs read the same as before it."""
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    assert collect.read_config(path) == OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+
+
+def test_read_config_reads_committed_runs_as_omegaconf_does():
+    paths = sorted((ROOT / "results" / "paper" / "runs").rglob("config.yaml"))[::25]
+    assert len(paths) > 20
+    for path in paths:
+        assert collect.read_config(path) == OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+
+
+def test_read_config_rejects_a_duplicate_key_as_omegaconf_does(tmp_path: Path):
+    path = tmp_path / "config.yaml"
+    path.write_text("n: 1\nn: 2\n")
+    with pytest.raises(Exception, match="duplicate key"):
+        OmegaConf.load(path)
+    with pytest.raises(collect.Unreadable, match="unreadable config.yaml"):
+        collect.read_config(path)
+
+
 def test_collect_skips_unreadable_runs_and_counts_copies_once(written):
     res, _, err = written
     runs = collect.collect(res)
