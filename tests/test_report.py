@@ -231,6 +231,58 @@ def test_read_config_rejects_a_duplicate_key_as_omegaconf_does(tmp_path: Path):
         collect.read_config(path)
 
 
+def pandas_summary(path: Path) -> dict:
+    """The reference: summary.csv's first row as pandas.read_csv reads it (missing values as None)."""
+    frame = pd.read_csv(path, dtype=dict.fromkeys(collect.TEXT_COLUMNS, str))
+    return {k: (None if pd.isna(v) else v) for k, v in frame.iloc[0].to_dict().items()}
+
+
+def same_values(ours: dict, reference: dict) -> bool:
+    """Equal keys in order, equal values of the same kind (bool, int, float, text, None)."""
+
+    def kind(value):
+        return type(value.item() if hasattr(value, "item") else value)
+
+    return list(ours) == list(reference) and all(
+        ours[k] == reference[k] and kind(ours[k]) is kind(reference[k]) for k in ours
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a,b,c,d,e,f,g,h,dataset,config_hash\n1,-2.5,1e-05,True,false,,nan,x y,7,1e5\n",
+        'a,b,c,row\n+3,.5,inf,"Krum, (paper)"\n',
+        "a,b,c,name\n\n1,-inf,NA,None\n",
+        "a,b,c,defense\n4,5.0\n",  # a short row: the rest missing
+        "a,b,attack\n12345678901234,0.30000000000000004,alie\n",
+    ],
+)
+def test_read_summary_reads_as_pandas_reads(tmp_path: Path, text: str):
+    """Each with a text column, as every summary has (a row of numbers only, pandas makes all floats)."""
+    path = tmp_path / "summary.csv"
+    path.write_text(text)
+    assert same_values(collect.read_summary(path), pandas_summary(path))
+
+
+def test_read_summary_reads_committed_runs_as_pandas_does():
+    paths = sorted((ROOT / "results").rglob("summary.csv"))[::10]
+    assert len(paths) > 100
+    for path in paths:
+        assert same_values(collect.read_summary(path), pandas_summary(path)), path
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [("", "unreadable summary.csv"), ("a,b\n", "has no row"), ("a\n1,2\n", "unreadable summary.csv")],
+)
+def test_read_summary_refuses_an_empty_or_malformed_file(tmp_path: Path, text: str, message: str):
+    path = tmp_path / "summary.csv"
+    path.write_text(text)
+    with pytest.raises(collect.Unreadable, match=message):
+        collect.read_summary(path)
+
+
 def test_collect_skips_unreadable_runs_and_counts_copies_once(written):
     res, _, err = written
     runs = collect.collect(res)
