@@ -771,7 +771,7 @@ def committed_tables(names: set[str] | None = None) -> list[str]:
 
 
 def test_the_committed_reproduction_regenerates_exactly(tmp_path, monkeypatch):
-    """`make tables RESULTS=results/paper` gives back the committed tables, byte for byte, from all 535
+    """`make tables RESULTS=results/paper` gives back the committed tables, byte for byte, from all its
     runs. Without drawing the plots: the PNGs depend on the matplotlib version and are not compared, and
     drawing was most of this test's time (the next test draws those of Tables 1 and 2)."""
     monkeypatch.setattr(report, "plot_section", lambda section, path: False)
