@@ -23,6 +23,24 @@ torch.set_num_threads(1)
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
+#: the longest tests (processes of their own, the committed runs read), queued first: pytest-xdist hands
+#: tests out in order, so one of them last in the queue would keep a core busy while the other idles
+SLOW_FIRST = (
+    "test_sweeps.py::test_a_parallel_sweep",
+    "test_reproducible.py::",
+    "test_reliability.py::",
+    "test_claims.py::",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """SLOW_FIRST before the rest, in that order (whole files, so module fixtures are built once)."""
+
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, part in enumerate(SLOW_FIRST) if part in item.nodeid), len(SLOW_FIRST))
+
+    items.sort(key=rank)
+
 
 def make_cfg(*overrides: str, results_dir: Path | None = None) -> DictConfig:
     """The config `byzrun <overrides>` would get (Hydra's own node left out)."""

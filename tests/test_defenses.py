@@ -23,7 +23,7 @@ from byzrun.errors import BoundError, ConfigError
 from byzrun.preaggregation import Pipeline
 from byzrun.preaggregation.bucketing import Bucketing
 from byzrun.preaggregation.nnm import NearestNeighborMixing
-from tests.conftest import CONF_DIR, make_cfg
+from tests.conftest import CONF_DIR, make_cfg, run_cli
 
 DEFENSE_NAMES = sorted(p.stem for p in (Path(CONF_DIR) / "defense").glob("*.yaml"))
 
@@ -591,16 +591,13 @@ def test_unknown_options_are_rejected(override, message):
         build_defense(make_cfg(*override.split()).defense)
 
 
-def test_the_cli_reports_a_bad_defense_option_in_one_line(tmp_path):
-    import subprocess
-    import sys
-
+def test_the_cli_reports_a_bad_defense_option_in_one_line(tmp_path, monkeypatch, capsys):
     args = ["dataset=digits", "defense=bulyan", "defense.inner=median", f"results_dir={tmp_path}"]
-    done = subprocess.run([sys.executable, "-m", "byzrun.cli", *args], capture_output=True, text=True)
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
+    assert run_cli(monkeypatch, *args) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
         "byzrun: error: defense.inner must be one of ('krum', 'krum_once'), got 'median'"
     ]
+    assert not (tmp_path / "runs").exists()  # nothing started
 
 
 @pytest.mark.parametrize("name", ["trimmed_mean", "median", "krum", "bulyan"])
