@@ -237,3 +237,33 @@ def test_bf16_claims_are_the_csv_in_percent(known):
         assert known[f"{key}.grad_rel_pct"][0] == pytest.approx(100 * line["grad_rel_error"])
         assert 0 < line["grad_rel_error"] < 0.2  # bfloat16's 8-bit mantissa: close, not equal
         assert line["std_ratio_p10"] <= line["std_ratio_p50"] <= line["std_ratio_p90"]
+
+
+def test_the_fresh_clone_record_gives_minutes_and_the_test_count(tmp_path):
+    record = {
+        "cores": 2,
+        "install": {"wall_s": 150.0, "cpu_s": 90.0},
+        "test": {"wall_s": 267.0, "cpu_s": 489.0, "passed": 1363},
+        "start": {"date": "2026-12-02T03:00:00+00:00", "load": [0.5, 0.4, 0.3]},
+        "end": {"date": "2026-12-02T03:08:00+00:00", "load": [2.0, 1.5, 1.0]},
+    }
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "fresh_clone.json").write_text(json.dumps(record))
+    out = Out()
+    bench.add_bench(out, tmp_path)
+    assert out["bench.fresh_clone.test.wall_min"] == (267.0 / 60, "4.5")
+    assert out["bench.fresh_clone.test.cpu_min"] == (489.0 / 60, "8.2")
+    assert out["bench.fresh_clone.install.wall_min"][1] == "2.5"
+    assert out["bench.fresh_clone.test.passed"] == (1363.0, "1,363")
+    assert out["bench.fresh_clone.load_end"][1] == "2.0"
+
+
+def test_fresh_clone_reads_the_count_from_pytests_last_line(tmp_path):
+    from byzrun.bench.fresh_clone import passed
+
+    log = tmp_path / "test.log"
+    log.write_text("12 passed in 3.1s\n....\n1363 passed, 2 warnings in 267.02s (0:04:27)\n")
+    assert passed(log) == 1363
+    log.write_text("3 failed\n")
+    with pytest.raises(SystemExit, match="no 'N passed' line"):
+        passed(log)

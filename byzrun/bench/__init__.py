@@ -6,4 +6,5 @@ python -m byzrun.bench.byzfl        every rule, step and attack ByzFL also has, 
 python -m byzrun.bench.gpu_options  the gpu.* options on a CUDA machine (bench/gpu.sh)
 python -m byzrun.bench.bf16         how far gpu.bf16 moves the gradients and ALIE's statistics
 python -m byzrun.bench.machine      the machine and its load, before the first step and after the last
+python -m byzrun.bench.fresh_clone  make install && make test in a fresh clone, timed (not in make bench)
 """

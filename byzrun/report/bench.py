@@ -165,10 +165,27 @@ def add_bf16(out, frame: pd.DataFrame) -> None:
         out.add(f"{key}.small_mu_pct_bf16", 100 * line["small_mu_share_bf16"], one_decimal)
 
 
+def add_fresh_clone(out, bench: Path) -> None:
+    """`make install` and `make test` in a fresh clone (byzrun.bench.fresh_clone): minutes of wall clock
+    and of CPU, the tests passed, the load average before and after."""
+    path = bench / "fresh_clone.json"
+    if not path.exists():
+        return
+    info = json.loads(path.read_text())
+    for step in ("install", "test"):
+        out.add(f"bench.fresh_clone.{step}.wall_min", info[step]["wall_s"] / 60, one_decimal)
+        out.add(f"bench.fresh_clone.{step}.cpu_min", info[step]["cpu_s"] / 60, one_decimal)
+    out.add("bench.fresh_clone.test.passed", info["test"]["passed"], thousands)
+    out.count("bench.fresh_clone.cores", info["cores"])
+    for phase in ("start", "end"):
+        out.add(f"bench.fresh_clone.load_{phase}", info[phase]["load"][0], one_decimal)
+
+
 def add_bench(out, results: Path) -> None:
     """Every claim of the bench run under <results>/bench (none for a file that is not there)."""
     bench = results / BENCH
     add_machine(out, bench)
+    add_fresh_clone(out, bench)
     for name, add in (
         ("rounds.csv", add_rounds),
         ("deterministic.csv", add_deterministic),
