@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import CONF_DIR, make_cfg
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from byzrun import report
 from byzrun.build import build_attack, build_defense
@@ -285,6 +285,19 @@ def test_runs_differing_in_any_setting_but_the_seed_never_pool(tmp_path, base_cf
     assert len(list(tmp_path.glob("sweep_curves-*.png"))) == 2
     assert run_report(tmp_path, "--cols", "lr") == 0  # one section now: the earlier curves go
     assert [p.name for p in tmp_path.glob("sweep_curves*.png")] == ["sweep_curves.png"]
+
+
+def test_a_run_from_before_deterministic_existed_pools_with_one_at_its_default(tmp_path, base_cfg):
+    """deterministic=false (the default, not hashed) is the config of a run written before the key
+    existed: the two share a cell, not two sections."""
+    old = config(base_cfg, seed=0)
+    with open_dict(old):
+        del old["deterministic"]
+    write_run(tmp_path, old, [50.0, 60.0])
+    write_run(tmp_path, config(base_cfg, seed=1, deterministic=False), [50.0, 70.0])
+    assert run_report(tmp_path, "--metric", "final") == 0
+    line = tidy(tmp_path / "sweep.csv").iloc[0]
+    assert (line["mean"], line["seeds"], line["section"]) == (65.0, 2, "all runs")
 
 
 def test_rows_and_cols_are_chosen_and_the_rest_become_sections(reported):
