@@ -2,9 +2,9 @@
 cheaper check before the first run: `hydra/sweeper=covering`, byzrun's default (conf/config.yaml).
 
 Before it launches a batch, Hydra's basic sweeper composes the config of every point of it, to stop a
-sweep with a bad override before any run. One compose rereads and merges the config files (about 0.35 s
-of CPU on the project's 2-core machine, Hydra's own cost), so a 900-point benchmark spent 5 minutes of
-one core, 10-15 on a loaded machine, before its first run, while every job composes its own config again
+sweep with a bad override before any run. One compose rereads and merges the config files (0.27 s of
+CPU on the project's 2-core machine, Hydra's own cost), so a 900-point benchmark spent 4 minutes of one
+core, 10-15 on a loaded machine, before its first run, while every job composes its own config again
 when it starts. This sweeper composes a covering sample of the batch instead: its point i takes the i-th
 value (modulo their number) of every swept key, so that every value of every key is composed at least
 once, in max(values per key) composes (10 for the robustness benchmark). A bad value (a missing option,
