@@ -76,13 +76,15 @@ class Dimension:
         return fmt(run.settings.get(keys[0]))
 
     def order(self, run: Run, varying: list[str]) -> tuple:
-        """Sort key of a value: defenses and attacks by name ('none' first), splits from iid to extreme,
-        settings by value."""
+        """Sort key of a value: attacks by name ('none' first), defenses by their number of
+        pre-aggregation steps (the rules alone, then behind NNM, then behind ARC and NNM), then by name,
+        splits from iid to extreme, settings by value."""
         if self.name == "split":
             return (split_order(run),)
         if self.name in GROUPS:
             label = self.label(run, varying)
-            return ((label != "none", label),)
+            first = label.count("+") if self.name == "defense" else label != "none"
+            return ((first, label),)
         return tuple(sortable(run.settings.get(k)) for k in varying if self.covers(k))
 
 
