@@ -35,12 +35,12 @@ def numbers(results_dir: Path, metric: Metric) -> list[str]:
         return lines
     lines.append(f"worst case ({metric.name}), per defense and section:")
     for (row, col), cell in sorted(worst.cells.items()):
-        std = "nan" if math.isnan(cell.std) else repr(float(cell.std))
-        flag = ", a compared run diverged" if cell.diverged else ""
-        lines.append(
-            f"  {row} | {col}: {float(cell.mean)!r} ± {std} ({cell.seeds} seeds), by {cell.attack}, "
-            f"over {cell.attacks} attacks{flag}"
-        )
+        if cell.diverged:
+            value = f"diverged in {cell.diverged} of {cell.seeds} seeds"
+        else:
+            std = "nan" if math.isnan(cell.std) else repr(float(cell.std))
+            value = f"{float(cell.mean)!r} ± {std} ({cell.seeds} seeds)"
+        lines.append(f"  {row} | {col}: {value}, by {cell.attack}, over {cell.attacks} attacks")
     return lines
 
 

@@ -34,7 +34,7 @@ def test_a_benchmark_preset_per_dataset_with_three_seeds(dataset, model):
     assert (cfg.name, cfg.dataset.name, cfg.model.name, cfg.n) == ("benchmark", dataset, model, 20)
     assert str(sweep_params(preset).seed) == "1,2,3"
     values = sweep_values(preset)
-    assert values["defense.pre"] == ["[]", "[nnm]"]
+    assert values["defense.pre"] == ["[]", "[nnm]", "[arc,nnm]"]  # alone, behind NNM, behind ARC then NNM
     assert values["attack"] == ATTACKS
 
 
@@ -43,7 +43,7 @@ def test_the_full_benchmark_sweeps_every_rule_attack_f_and_heterogeneity_level()
     assert values["defense"] == DEFENSES
     assert values["m"] == ["2", "5"]
     assert values["split"] == ["iid", "dirichlet_1", "dirichlet_0.1", "extreme"]
-    assert math.prod(len(v) for v in values.values()) == 8 * 2 * 10 * 2 * 4 * 3
+    assert math.prod(len(v) for v in values.values()) == 8 * 3 * 10 * 2 * 4 * 3
     # the attacks are built as their names say: the searched factors, both of Fang's attacks
     built = {
         a: build_attack(point_cfg("experiment=robustness_benchmark_mnist", f"attack={a}").attack)
@@ -73,10 +73,10 @@ def test_a_named_option_is_its_long_form(short, long):
 
 
 def test_every_digits_run_is_within_its_rules_bound():
-    """600 runs, none skipped: centered clipping (f/n <= 0.1) is left out of the digits version at
+    """900 runs, none skipped: centered clipping (f/n <= 0.1) is left out of the digits version at
     m=4 of 20; in the full benchmark it runs at m=2 and is skipped at m=5."""
     values = sweep_values("robustness_benchmark_digits")
-    assert math.prod(len(v) for v in values.values()) == 600
+    assert math.prod(len(v) for v in values.values()) == 900
     for defense in values["defense"]:
         for pre in values["defense.pre"]:
             cfg = point_cfg(
@@ -90,10 +90,11 @@ def test_every_digits_run_is_within_its_rules_bound():
 
 
 def test_a_plan_of_the_digits_benchmark_counts_its_runs(tmp_path, monkeypatch, capsys):
-    """`+plan=true` on a slice of the digits benchmark: both pre-aggregation settings of the preset
-    times m=4,9, Krum's bound (n >= 2f+3) skipping m=9; nothing is trained beyond the two probes."""
+    """`+plan=true` on a slice of the digits benchmark: NNM and ARC then NNM times m=4,9, Krum's bound
+    (n >= 2f+3) skipping m=9; nothing is trained beyond the two probes."""
     results = tmp_path / "results"
     args = ["-m", "experiment=robustness_benchmark_digits", "defense=krum", "attack=none", "split=iid"]
+    args += ["defense.pre=[nnm],[arc,nnm]"]
     args += ["m=4,9", "seed=1", "hydra/launcher=basic", f"results_dir={results}", "progress=false"]
     assert run_cli(monkeypatch, *args, "+plan=true") == 0
     out = capsys.readouterr().out
@@ -112,12 +113,18 @@ def test_the_benchmark_readme_quotes_its_worst_case_table_and_runs():
     names = {"mean": "mean", "trimmed_mean": "trimmed mean", "median": "median", "krum": "Krum"}
     names |= {"geometric_median": "geometric median"}
     names |= {f"nnm+{key}": f"NNM + {value}" for key, value in list(names.items())}
+    names |= {f"arc+{key}": f"ARC + {value}" for key, value in list(names.items()) if key.startswith("nnm+")}
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    columns = rows["defense"].split("|")
     for _, cell in worst.iterrows():
-        column = 2 if cell["split.name"] == "dirichlet" else 1
-        quoted = rows[names[cell["defense"]]].split("|")[column + 1]
-        assert quoted.strip().startswith(f"{cell['worst_mean']:.1f} "), (cell["defense"], quoted)
+        column = next(i for i, name in enumerate(columns) if name.strip() == cell["split"])
+        quoted = rows[names[cell["defense"]]].split("|")[column]
+        if cell["diverged"]:  # the worst case is a divergence: how many of the cell's runs diverged
+            assert quoted.strip().startswith(f"diverged {cell['diverged']}/{cell['worst_seeds']} "), quoted
+        else:
+            assert quoted.strip().startswith(f"{cell['worst_mean']:.1f} "), (cell["defense"], quoted)
         assert cell["worst_attack"].replace("_", " ") in quoted.replace("_", " "), (cell["defense"], quoted)
+    assert len(worst) == len([r for r in rows if r in names.values()]) * (len(columns) - 3)
     summaries = [pd.read_csv(path).iloc[0] for path in sorted(folder.glob("runs/*/summary.csv"))]
     diverged = sum(bool(s["diverged"]) for s in summaries)
     assert f"{diverged} of the {len(summaries)} runs diverged" in text

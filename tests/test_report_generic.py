@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import CONF_DIR, make_cfg
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from byzrun import report
 from byzrun.build import build_attack, build_defense
@@ -193,10 +193,79 @@ def test_a_diverged_run_has_no_final_accuracy(tmp_path, base_cfg):
     runs = {r.seed: r for r in collect(tmp_path)}
     assert math.isnan(Metric("final").of(runs[1])) and math.isnan(Metric("last-k").of(runs[1]))
     assert Metric("max").of(runs[1]) == 60.0
-    assert run_report(tmp_path, "--metric", "final") == 0
-    line = tidy(tmp_path / "sweep.csv").iloc[0]
-    assert (line["mean"], line["seeds"], line["diverged"]) == (80.0, 1, 1)
-    assert "| median | 80.0 (1)† |" in (tmp_path / "sweep.md").read_text()
+
+
+@pytest.mark.parametrize("metric", ["final", "last-k", "max"])
+def test_a_cell_with_one_of_three_seeds_diverged_is_diverged_not_the_survivors_mean(
+    tmp_path, base_cfg, metric
+):
+    """The two seeds that survived do not stand for the cell: it reads 'diverged 1/3' under every
+    metric (even max, defined for a diverged run), no mean; the CSV keeps every seed's value."""
+    write_run(tmp_path, config(base_cfg, seed=0), [50.0, 70.0, 80.0])
+    write_run(tmp_path, config(base_cfg, seed=1), [50.0, 60.0, 20.0], diverged=True)
+    write_run(tmp_path, config(base_cfg, seed=2), [50.0, 70.0, 90.0])
+    write_run(tmp_path, config(base_cfg, seed=0, m=1), [80.0, 80.0, 80.0])  # another section: intact
+    assert run_report(tmp_path, "--metric", metric) == 0
+    frame = tidy(tmp_path / "sweep.csv").set_index("m")
+    line = frame.loc[2]
+    assert math.isnan(line["mean"]) and math.isnan(line["std"])
+    assert (line["seeds"], line["diverged"]) == (3, 1)
+    assert line["per_seed"].startswith("s0 ") and "s1 " in line["per_seed"] and "†" in line["per_seed"]
+    assert (frame.loc[1, "seeds"], frame.loc[1, "diverged"]) == (1, 0)
+    md = (tmp_path / "sweep.md").read_text()
+    assert "| median | diverged 1/3 |" in md and "| median | 80.0 (1) |" in md
+    assert "†" not in md  # no mean of the survivors marked as touched by a divergence
+    assert "diverged 1/3" in (tmp_path / "sweep.tex").read_text()
+
+
+def diverging_sweep(results: Path, base_cfg) -> None:
+    """median: alie diverges in 1 of 3 seeds (the others at 90), sign flip leaves 10; trimmed mean:
+    alie diverges in 1 of 3, sign flip in 2 of 2; krum never diverges (alie 40, sign flip 30)."""
+    plans = {
+        ("median", "alie"): [(90.0, False), (90.0, True), (90.0, False)],
+        ("median", "sign_flip"): [(10.0, False), (10.0, False)],
+        ("trimmed_mean", "alie"): [(50.0, False), (50.0, True), (50.0, False)],
+        ("trimmed_mean", "sign_flip"): [(60.0, True), (60.0, True)],
+        ("krum", "alie"): [(40.0, False), (40.0, False)],
+        ("krum", "sign_flip"): [(30.0, False), (30.0, False)],
+    }
+    for defense in ("median", "trimmed_mean", "krum"):
+        write_run(results, config(base_cfg, defense, "none", seed=0, m=2), [20.0, 80.0])  # not an attack
+    for (defense, attack), seeds in plans.items():
+        for seed, (final, diverged) in enumerate(seeds):
+            write_run(results, config(base_cfg, defense, attack, seed=seed, m=2), [final, final], diverged)
+
+
+def test_a_diverged_run_makes_the_worst_case(tmp_path, base_cfg, monkeypatch):
+    diverging_sweep(tmp_path, base_cfg)
+    for metric in (Metric("last-k", 5), Metric("final"), Metric("max")):
+        worst = worst_case(collect(tmp_path), metric)
+        cells = {row: worst.cells[row, worst.cols[0]] for row in worst.rows}
+        # a divergence in 1 of 3 seeds is worse than any accuracy (median's 10% under sign flip) ...
+        assert (cells["median"].attack, cells["median"].diverged, cells["median"].seeds) == ("alie", 1, 3)
+        assert math.isnan(cells["median"].mean) and cells["median"].attacks == 2
+        # ... and among divergences, the largest share of diverged runs (2 of 2 over 1 of 3)
+        assert (cells["trimmed_mean"].attack, cells["trimmed_mean"].diverged) == ("sign_flip", 2)
+        assert (cells["krum"].attack, cells["krum"].diverged, cells["krum"].mean) == ("sign_flip", 0, 30.0)
+    shown = {}
+    monkeypatch.setattr("byzrun.report.sweep_plots.save_png", lambda fig, path: shown.setdefault("fig", fig))
+    assert run_report(tmp_path) == 0
+    frame = tidy(tmp_path / "worst_case.csv").set_index("defense")
+    assert frame.loc["median", "worst_attack"] == "alie" and frame.loc["median", "diverged"] == 1
+    assert math.isnan(frame.loc["median", "worst_mean"]) and frame.loc["krum", "worst_mean"] == 30.0
+    assert frame.loc["krum", "diverged"] == 0
+    md = (tmp_path / "worst_case.md").read_text()
+    assert "| median | diverged 1/3, alie |" in md and "| trimmed_mean | diverged 2/2, sign_flip |" in md
+    assert "| krum | 30.0 ± 0.0 (2), sign_flip |" in md
+    # the heatmap: a diverged cell below the colour scale (black, darker than the lowest accuracy)
+    ax = shown["fig"].axes[0]
+    image = ax.images[0]
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    values = image.get_array()
+    assert values[rows.index("median"), 0] < image.norm.vmin <= values[rows.index("krum"), 0]
+    assert tuple(image.cmap.get_under()) == (0.0, 0.0, 0.0, 1.0)
+    texts = {t.get_text() for t in ax.texts}
+    assert {"div. 1/3\nalie", "div. 2/2\nsign_flip", "30.0\nsign_flip"} <= texts
 
 
 def test_runs_differing_in_any_setting_but_the_seed_never_pool(tmp_path, base_cfg):
@@ -218,6 +287,19 @@ def test_runs_differing_in_any_setting_but_the_seed_never_pool(tmp_path, base_cf
     assert [p.name for p in tmp_path.glob("sweep_curves*.png")] == ["sweep_curves.png"]
 
 
+def test_a_run_from_before_deterministic_existed_pools_with_one_at_its_default(tmp_path, base_cfg):
+    """deterministic=false (the default, not hashed) is the config of a run written before the key
+    existed: the two share a cell, not two sections."""
+    old = config(base_cfg, seed=0)
+    with open_dict(old):
+        del old["deterministic"]
+    write_run(tmp_path, old, [50.0, 60.0])
+    write_run(tmp_path, config(base_cfg, seed=1, deterministic=False), [50.0, 70.0])
+    assert run_report(tmp_path, "--metric", "final") == 0
+    line = tidy(tmp_path / "sweep.csv").iloc[0]
+    assert (line["mean"], line["seeds"], line["section"]) == (65.0, 2, "all runs")
+
+
 def test_rows_and_cols_are_chosen_and_the_rest_become_sections(reported):
     out, _ = reported("--rows", "m", "--cols", "defense", "--metric", "max")
     frame = tidy(out / "sweep.csv")
@@ -226,7 +308,49 @@ def test_rows_and_cols_are_chosen_and_the_rest_become_sections(reported):
     line = frame.set_index(["attack", "m", "defense"]).loc[("sign_flip", 2, "trimmed_mean")]
     expected = np.mean([max(curve_of("trimmed_mean", "sign_flip", 2, s)) for s in (0, 1)])
     assert line["mean"] == pytest.approx(expected, abs=1e-4) and line["seeds"] == 2
-    assert "| m / defense | median | nnm+median | trimmed_mean |" in (out / "sweep.md").read_text()
+    assert "| m / defense | median | trimmed_mean | nnm+median |" in (out / "sweep.md").read_text()
+
+
+SPLITS = {  # split settings as a run records them -> the label a table shows
+    "iid": ({"name": "iid"}, "iid"),
+    "dirichlet_1": ({"name": "dirichlet", "alpha": 1.0, "byzantine": "iid"}, "Dir(1)"),
+    "dirichlet_0.1": ({"name": "dirichlet", "alpha": 0.1, "byzantine": "iid"}, "Dir(0.1)"),
+    "extreme": ({"name": "extreme", "byzantine": "iid"}, "extreme"),
+    "extreme_own": ({"name": "extreme", "byzantine": "own"}, "extreme, Byzantine own"),
+    "gamma": ({"name": "gamma", "gamma": 0.5, "byzantine": "iid"}, "gamma(0.5)"),
+}
+
+
+def test_heterogeneity_levels_read_as_names_in_every_file(tmp_path, base_cfg, monkeypatch):
+    """Sections, CSV columns, worst-case columns and heatmap say `Dir(0.1)`, not split.alpha=0.1, ...;
+    from the most to the least homogeneous."""
+    for level, (split, _) in SPLITS.items():
+        cfg = config(base_cfg, "median", "alie", m=2)
+        cfg.split = split
+        write_run(tmp_path, cfg, [60.0 + len(level)] * 2)
+    shown = {}
+    monkeypatch.setattr("byzrun.report.sweep_plots.save_png", lambda fig, path: shown.setdefault("fig", fig))
+    assert run_report(tmp_path) == 0
+    order = ["iid", "Dir(1)", "Dir(0.1)", "gamma(0.5)", "extreme", "extreme, Byzantine own"]
+    assert sorted(label for _, label in SPLITS.values()) == sorted(order)
+    frame = tidy(tmp_path / "sweep.csv")
+    assert frame["section"].tolist() == [f"split={label}" for label in order]
+    assert frame["split"].tolist() == order and "split.alpha" not in frame.columns
+    finals = {label: 60.0 + len(level) for level, (_, label) in SPLITS.items()}
+    assert frame["mean"].tolist() == [pytest.approx(finals[label]) for label in order]
+    md = (tmp_path / "sweep.md").read_text()
+    assert "## split=Dir(0.1)\n" in md and "split.alpha" not in md and "null" not in md
+    worst = tidy(tmp_path / "worst_case.csv")
+    assert worst["split"].tolist() == order
+    assert (
+        f"| defense | {' | '.join(f'split={label}' for label in order)} |"
+        in (tmp_path / "worst_case.md").read_text()
+    )
+    ticks = [t.get_text() for t in shown["fig"].axes[0].get_xticklabels()]
+    assert ticks == [f"split={label}" for label in order]
+    # the split as the columns: one section per attack, a column per level
+    assert run_report(tmp_path, "--cols", "split") == 0
+    assert f"| defense / split | {' | '.join(order)} |" in (tmp_path / "sweep.md").read_text()
 
 
 def test_bad_rows_or_cols_is_one_line_and_writes_nothing(tmp_path, base_cfg, capsys):
@@ -256,8 +380,10 @@ def test_worst_case_is_the_lowest_seed_mean_over_the_attacks(sweep):
     runs = collect(sweep)
     for metric in (Metric("last-k", 5), Metric("max"), Metric("last-k", 2)):
         worst = worst_case(runs, metric)
-        values, attacks = matrix(worst)
-        assert worst.rows == ["median", "nnm+median", "trimmed_mean"] and worst.cols == ["m=1", "m=2"]
+        values, attacks, diverged = matrix(worst)
+        assert not diverged.any()
+        # the rules alone first, then behind a pre-aggregation step
+        assert worst.rows == ["median", "trimmed_mean", "nnm+median"] and worst.cols == ["m=1", "m=2"]
         for i, defense in enumerate(worst.rows):
             for j, m in enumerate((1, 2)):
                 means = {}
@@ -269,7 +395,7 @@ def test_worst_case_is_the_lowest_seed_mean_over_the_attacks(sweep):
                     )
                 expected = min(means, key=means.get)
                 assert values[i, j] == pytest.approx(means[expected]) and attacks[i][j] == expected
-    assert attacks[0][0] == "alie" and attacks[2][0] == "sign_flip"  # the worst attack depends on the rule
+    assert attacks[0][0] == "alie" and attacks[1][0] == "sign_flip"  # the worst attack depends on the rule
 
 
 def test_worst_case_files_and_heatmap(sweep, reported):
@@ -277,7 +403,7 @@ def test_worst_case_files_and_heatmap(sweep, reported):
     png = (out / "worst_case.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
     frame = tidy(out / "worst_case.csv")
-    values, attacks = matrix(worst_case(collect(sweep), Metric()))
+    values, attacks, _ = matrix(worst_case(collect(sweep), Metric()))
     assert frame["worst_mean"].tolist() == pytest.approx(values.ravel().round(4).tolist())
     assert frame["worst_attack"].tolist() == [a for row in attacks for a in row]
     assert set(frame["attacks"]) == {2}

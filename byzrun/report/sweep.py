@@ -2,21 +2,30 @@
 
 Every run not launched for a paper table (name other than table1, table2, momentum) lands here. A
 *dimension* is a setting or a group of settings: `defense` (every defense.* key: the rule, its options,
-its pre-aggregation), `attack` (every attack.* key), or any dotted key or prefix (`m`, `lr`, `split`,
-`defense.pre`). The table has one row per distinct value of the row dimension (default `defense`), one
-column per distinct value of the column dimension (default `attack`), and one section per combination
-of the other settings that vary among the runs (each varying defense.* or attack.* key left over
-counts as the one dimension `defense` or `attack`). Since every varying setting is then fixed by a
-cell's section, row and column, the runs of a cell differ in their seed only: a cell pools seeds, never
-settings (mean, sample std, count of one Metric, byzrun.report.scores).
+its pre-aggregation), `attack` (every attack.* key), `split` (every split.* key: the heterogeneity
+level), or any dotted key or prefix (`m`, `lr`, `defense.pre`). The table has one row per distinct value
+of the row dimension (default `defense`), one column per distinct value of the column dimension (default
+`attack`), and one section per combination of the other settings that vary among the runs (each varying
+defense.*, attack.* or split.* key left over counts as the one dimension `defense`, `attack` or
+`split`). Since every varying setting is then fixed by a cell's section, row and column, the runs of a
+cell differ in their seed only: a cell pools seeds, never settings (mean, sample std, count of one
+Metric, byzrun.report.scores).
+
+Divergence: a run that diverged (non-finite aggregate) is a broken run, not a missing value. A cell with
+a diverged run is *diverged*: it shows how many of its runs diverged (`diverged 1/3`) and no mean, under
+every metric, since averaging the seeds that survived would hide that the defense broke; the CSV keeps
+the others' values in `per_seed`. The worst case (byzrun.report.worst) ranks a diverged cell below every
+accuracy.
 
 Labels: a defense by its label in summary.csv (`median`, `nnm+krum`), an attack by the conf/ preset its
-settings match (byzrun.report.presets), any other dimension as key=value of its varying keys; two
+settings match (byzrun.report.presets), the split (every split.* key, one dimension) by its level
+(`iid`, `Dir(0.1)`: byzrun.report.split_label), any other dimension as key=value of its varying keys; two
 distinct settings with the same label get a suffix naming what differs (byzrun.report.tables.suffixes).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -24,9 +33,10 @@ from byzrun.report.captions import fmt
 from byzrun.report.collect import Run, settings_hash, show
 from byzrun.report.presets import attack_label
 from byzrun.report.scores import Metric
+from byzrun.report.split_label import split_label, split_order
 from byzrun.report.tables import by_seed, sortable, stats, suffixes
 
-GROUPS = ("defense", "attack")  # dimensions labelled by name, not by their keys
+GROUPS = ("defense", "attack", "split")  # dimensions labelled by name, not by their keys
 
 
 class BadDimension(Exception):
@@ -52,6 +62,8 @@ class Dimension:
             return run.text("defense", "?")
         if self.name == "attack":
             return attack_label(run)
+        if self.name == "split":
+            return split_label(run)
         parts = [f"{k}={fmt(run.settings.get(k))}" for k in varying if self.covers(k)]
         return ", ".join(parts) or "all"
 
@@ -64,10 +76,15 @@ class Dimension:
         return fmt(run.settings.get(keys[0]))
 
     def order(self, run: Run, varying: list[str]) -> tuple:
-        """Sort key of a value: defenses and attacks by name ('none' first), settings by value."""
+        """Sort key of a value: attacks by name ('none' first), defenses by their number of
+        pre-aggregation steps (the rules alone, then behind NNM, then behind ARC and NNM), then by name,
+        splits from iid to extreme, settings by value."""
+        if self.name == "split":
+            return (split_order(run),)
         if self.name in GROUPS:
             label = self.label(run, varying)
-            return ((label != "none", label),)
+            first = label.count("+") if self.name == "defense" else label != "none"
+            return ((first, label),)
         return tuple(sortable(run.settings.get(k)) for k in varying if self.covers(k))
 
 
@@ -84,7 +101,7 @@ class Entry:
 
 @dataclass
 class Cell:
-    """The runs of one (section, row, column), one per seed, and their metric's stats."""
+    """The runs of one (section, row, column), one per seed, and their metric's stats (cell_stats)."""
 
     runs: list[Run]
     values: list[tuple[int | None, float, bool]]
@@ -211,4 +228,14 @@ def ordered(runs: list[Run], found: dict[str, Entry]) -> list[str]:
 def make_cell(runs: list[Run], metric: Metric, where: str) -> Cell:
     kept = by_seed(runs, where)
     values = [(r.seed, metric.of(r), r.diverged) for r in kept]
-    return Cell(kept, values, stats(values))
+    return Cell(kept, values, cell_stats(values))
+
+
+def cell_stats(values: list[tuple[int | None, float, bool]]) -> dict:
+    """mean, sample std, seeds (the runs counted) and diverged (how many of them diverged). A cell with a
+    diverged run has no mean or std (NaN) and counts all its runs: the survivors alone would flatter a
+    defense that broke."""
+    found = stats(values)
+    if found["diverged"]:
+        return {**found, "mean": math.nan, "std": math.nan, "seeds": len(values)}
+    return found

@@ -3,7 +3,9 @@
 - curves: per section, one panel per cell (rows x columns of the table), test accuracy over rounds, one
   line per seed (the same colour for a seed in every panel);
 - heatmap: the worst case over attacks, defenses x settings, in viridis (its lightness rises steadily,
-  so it reads in grey too), the value and the attack written in every cell, missing cells light grey.
+  so it reads in grey too), the value and the attack written in every cell, missing cells light grey; a
+  cell whose worst case is a divergence is black, darker than the lowest accuracy, and reads
+  "div. k/s" (k of its s runs diverged) above the attack.
 """
 
 from __future__ import annotations
@@ -93,19 +95,23 @@ def plot_curves(table: SweepTable, section: SweepSection, path: Path) -> bool:
 
 
 def plot_heatmap(worst: WorstTable, path: Path) -> None:
-    """The worst-case heatmap, a cell per (defense, settings) with its value and attack."""
-    values, attacks = matrix(worst)
+    """The worst-case heatmap, a cell per (defense, settings) with its value (or divergence) and attack."""
+    values, attacks, diverged = matrix(worst)
     nrows, ncols = values.shape
     fig, ax = plt.subplots(figsize=(1.6 * ncols + 3.0, 0.6 * nrows + 1.8))
-    cmap = plt.get_cmap("viridis").with_extremes(bad="#dddddd")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#dddddd", under="black")
     finite = values[np.isfinite(values)]
     low, high = (finite.min(), finite.max()) if finite.size else (0.0, 100.0)
+    shown = np.where(diverged > 0, low - 1.0, values)  # below the colour scale: the `under` colour
     image = ax.imshow(
-        np.ma.masked_invalid(values), cmap=cmap, vmin=low, vmax=max(high, low + 1e-9), aspect="auto"
+        np.ma.masked_invalid(shown), cmap=cmap, vmin=low, vmax=max(high, low + 1e-9), aspect="auto"
     )
     for i in range(nrows):
         for j in range(ncols):
-            if np.isfinite(values[i, j]):
+            if diverged[i, j]:
+                runs = worst.cells[worst.rows[i], worst.cols[j]].seeds
+                text, colour = f"div. {diverged[i, j]}/{runs}\n{attacks[i][j]}", "white"
+            elif np.isfinite(values[i, j]):
                 shade = (values[i, j] - low) / max(high - low, 1e-9)
                 text, colour = f"{values[i, j]:.1f}\n{attacks[i][j]}", "black" if shade > 0.55 else "white"
             else:
@@ -116,7 +122,10 @@ def plot_heatmap(worst: WorstTable, path: Path) -> None:
     facets = ", ".join(f.name for f in worst.table.facets) or "all runs"
     ax.set_xlabel(f"settings ({facets})")
     ax.set_ylabel("defense")
-    fig.colorbar(image, ax=ax, label=f"worst-case {worst.table.metric.name} accuracy (%)")
+    label = f"worst-case {worst.table.metric.name} accuracy (%)"
+    if diverged.any():
+        label += "; black: diverged"
+    fig.colorbar(image, ax=ax, label=label, extend="min" if diverged.any() else "neither")
     ax.set_title(f"Lowest {worst.table.metric.name} test accuracy over attacks (mean over seeds)", fontsize=9)
     fig.tight_layout()
     save_png(fig, path)

@@ -1,9 +1,11 @@
 """The generic table and the worst case as markdown, CSV and LaTeX text (the paper tables' formats:
-'mean ± std (seeds)', † when a run of the cell diverged, '–' missing; byzrun.report.render).
+'mean ± std (seeds)', '–' missing; byzrun.report.render), a cell with a diverged run as 'diverged k/s'
+(k of its s runs diverged; no mean: byzrun.report.sweep).
 
 The CSV files are tidy: the generic table one line per cell (its section's settings, row, column,
 metric, mean, std, seeds, diverged runs, per-seed values, settings hash), the worst case one line per
-(defense, settings) with the attack that gave it.
+(defense, settings) with the attack that gave it and how many of that cell's runs diverged (`diverged`;
+0 when the worst is an accuracy, worst_mean empty when it is a divergence).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from byzrun.report.worst import WorstTable
 
 POOLING = (
     "mean ± sample std over seeds (number of seeds), seeds pooled only among runs whose settings are all "
-    "equal; † a run diverged (its final and last-k accuracy are undefined and left out); – no run"
+    "equal; diverged k/s: k of the cell's s runs diverged (non-finite aggregate), a broken defense, so "
+    "no mean of the others is shown (the CSV's per_seed has them) and the worst case ranks it below every "
+    "accuracy; – no run"
 )
 
 
@@ -34,11 +38,17 @@ def caption(section: SweepSection) -> str:
     return ", ".join([f"{dataset}, model {model}", *protocol_parts(runs, attacked), seeds])
 
 
+def diverged_text(diverged: int, runs: int) -> str:
+    return f"diverged {diverged}/{runs}"
+
+
 def stat_text(cell, style: Style) -> str:
     if cell is None:
         return style.missing
     s = cell.stats
-    return format_stat(s["mean"], s["std"], s["seeds"], s["diverged"], style)
+    if s["diverged"]:
+        return diverged_text(s["diverged"], s["seeds"])
+    return format_stat(s["mean"], s["std"], s["seeds"], 0, style)
 
 
 def section_grid(table: SweepTable, section: SweepSection, style: Style) -> tuple[list[str], list[list[str]]]:
@@ -110,7 +120,10 @@ def worst_text(worst: WorstTable, row: str, col: str, style: Style) -> str:
     cell = worst.cells.get((row, col))
     if cell is None:
         return style.missing
-    stat = format_stat(cell.mean, cell.std, cell.seeds, cell.diverged, style)
+    if cell.diverged:
+        stat = diverged_text(cell.diverged, cell.seeds)
+    else:
+        stat = format_stat(cell.mean, cell.std, cell.seeds, 0, style)
     return f"{stat}, {style.text(cell.attack)}"
 
 
@@ -126,7 +139,8 @@ def worst_legend(worst: WorstTable) -> str:
     return (
         f"Worst case over attacks: per defense and settings, the lowest over the attacks of the "
         f"{worst.table.metric.description} (mean over seeds first, then the minimum over attacks; "
-        f"attack=none left out), with the attack that gave it; {POOLING}."
+        f"attack=none left out; a diverged cell below every accuracy), with the attack that gave it; "
+        f"{POOLING}."
     )
 
 

@@ -6,6 +6,10 @@ Seeds first, then attacks: each (defense, attack, settings) cell is the mean ove
 chosen metric (byzrun.report.scores), and the worst case is the lowest of these means over the attacks
 run with that defense and those settings. attack=none is no attack and is left out; a defense without
 an attacked run for some settings has no worst case there.
+
+A diverged cell (a run of it diverged: the defense broke, byzrun.report.sweep) ranks below every
+accuracy: the worst case is then that divergence, with its attack and how many of the cell's runs
+diverged; among several diverged cells, the one where the largest share of runs diverged.
 """
 
 from __future__ import annotations
@@ -22,15 +26,16 @@ from byzrun.report.sweep import Dimension, SweepTable, build_table
 
 @dataclass(frozen=True)
 class Worst:
-    """One worst case: the lowest mean over attacks, its std and seed count, the attack that gave it,
-    how many attacks were compared, and whether a run compared diverged."""
+    """One worst case: the lowest mean over attacks (NaN when the worst is a divergence), its std and seed
+    count, the attack that gave it, how many attacks were compared, and how many of the worst cell's
+    runs diverged (0: the worst is an accuracy)."""
 
     mean: float
     std: float
     seeds: int
     attack: str
     attacks: int
-    diverged: bool
+    diverged: int
 
 
 @dataclass
@@ -61,23 +66,32 @@ def worst_case(runs: list[Run], metric: Metric) -> WorstTable | None:
 
 
 def lowest(cells: dict, row: str, attacks: list[str]) -> Worst | None:
-    """The attack (in column order; the first of equal means) with the lowest mean in a row."""
+    """The worst attack of a row: a diverged cell first (the largest share of diverged runs), else the
+    lowest mean; the first in column order among equals."""
     found = [(cells[row, a].stats, a) for a in attacks if (row, a) in cells]
-    valued = [(s, a) for s, a in found if not math.isnan(s["mean"])]
-    if not valued:
+    ranked = [(s, a) for s, a in found if s["diverged"] or not math.isnan(s["mean"])]
+    if not ranked:
         return None
-    best, attack = min(valued, key=lambda sa: sa[0]["mean"])
-    diverged = any(s["diverged"] for s, _ in found)
-    return Worst(best["mean"], best["std"], best["seeds"], attack, len(valued), diverged)
+    stats, attack = min(ranked, key=lambda sa: badness(sa[0]))
+    return Worst(stats["mean"], stats["std"], stats["seeds"], attack, len(ranked), stats["diverged"])
 
 
-def matrix(worst: WorstTable) -> tuple[np.ndarray, list[list[str]]]:
-    """The heatmap's values (rows x cols, NaN where missing) and the attack named in each cell."""
+def badness(stats: dict) -> tuple:
+    """Sort key, worst first: diverged cells by the share of runs that diverged, then means."""
+    if stats["diverged"]:
+        return (0, -stats["diverged"] / stats["seeds"])
+    return (1, stats["mean"])
+
+
+def matrix(worst: WorstTable) -> tuple[np.ndarray, list[list[str]], np.ndarray]:
+    """The heatmap's values (rows x cols, NaN where missing or diverged), the attack named in each cell,
+    and how many runs of each cell diverged."""
     values = np.full((len(worst.rows), len(worst.cols)), np.nan)
+    diverged = np.zeros(values.shape, dtype=int)
     attacks = [[""] * len(worst.cols) for _ in worst.rows]
     for i, row in enumerate(worst.rows):
         for j, col in enumerate(worst.cols):
             cell = worst.cells.get((row, col))
             if cell is not None:
-                values[i, j], attacks[i][j] = cell.mean, cell.attack
-    return values, attacks
+                values[i, j], attacks[i][j], diverged[i, j] = cell.mean, cell.attack, cell.diverged
+    return values, attacks, diverged
