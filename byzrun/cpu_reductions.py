@@ -97,7 +97,7 @@ def row_mean(X: Tensor) -> Tensor:
 def row_std_mean(X: Tensor, correction: int) -> tuple[Tensor, Tensor]:
     """torch.std_mean(X, dim=0, correction=correction), bit for bit: (std, mean)."""
     n, d = X.shape
-    if not serial_cpu(X) or n == 0:
+    if not serial_cpu(X) or n == 0 or d == 0:
         return torch.std_mean(X, dim=0, correction=correction)
     x = X.numpy()
     mean, std = np.empty(d, x.dtype), np.empty(d, x.dtype)
