@@ -51,27 +51,38 @@ def _ceil_log2(x: int) -> int:
     return 1 if x <= 2 else (x - 1).bit_length()
 
 
-def _cascade(X: np.ndarray) -> np.ndarray:
-    """Column sums of X [n, c] in the order of torch's multi_row_sum (module docstring)."""
+def _cascade(X: np.ndarray, out: np.ndarray) -> None:
+    """Column sums of X [n, c] into out [c], in the order of torch's multi_row_sum (module docstring).
+
+    out is the first accumulator. A chunk's rows are added by one np.add.reduce, which starts from the
+    chunk's first row where torch starts from +0.0: the two differ only when the chunk is all -0.0, and
+    the next addition, always into an accumulator that started from +0.0, makes that +0.0 in both."""
     n = X.shape[0]
     power = max(4, _ceil_log2(n) // 4)
     step, mask = 1 << power, (1 << power) - 1
-    acc = np.zeros((4, X.shape[1]), X.dtype)
+    above = np.zeros((3, X.shape[1]), X.dtype)  # the accumulators of levels 1 to 3
+    top = 1  # the highest level that received a carry (level 1 is added at the end in any case)
     i = 0
     while i + step <= n:
-        for _ in range(step):
-            np.add(acc[0], X[i], out=acc[0])
-            i += 1
+        np.add.reduce(X[i : i + step], axis=0, out=out)
+        i += step
+        below = out
         for level in range(1, 4):
-            np.add(acc[level], acc[level - 1], out=acc[level])
-            acc[level - 1] = 0
+            np.add(above[level - 1], below, out=above[level - 1])
+            top = max(top, level)
+            if level > 1:
+                below[...] = 0  # level 0 (out) is overwritten by the next chunk instead
             if i & (mask << (level * power)):
                 break
-    for row in X[i:]:
-        np.add(acc[0], row, out=acc[0])
-    for level in range(1, 4):
-        np.add(acc[0], acc[level], out=acc[0])
-    return np.add(0, acc[0], out=acc[0])  # torch adds the sum into its zero-filled output
+            below = above[level - 1]
+    if i < n:
+        np.add.reduce(X[i:], axis=0, out=out)
+    else:
+        out[...] = 0
+    # torch then adds the untouched levels (+0.0) and puts the sum into its zero-filled output: once
+    # level 1 is added the sum is never -0.0, so these additions of +0.0 change no bit and are left out
+    for level in range(1, top + 1):
+        np.add(out, above[level - 1], out=out)
 
 
 def row_sum(X: Tensor) -> Tensor:
@@ -82,7 +93,7 @@ def row_sum(X: Tensor) -> Tensor:
     mine = _BLOCK * (d // _BLOCK - 1)  # leaves torch one whole block before its tail, as in its own call
     out = torch.empty(d, dtype=X.dtype)
     with np.errstate(all="ignore"):
-        out.numpy()[:mine] = _cascade(X.numpy()[:, :mine])
+        _cascade(X.numpy()[:, :mine], out.numpy()[:mine])
     out[mine:] = X[:, mine:].sum(dim=0)
     return out
 

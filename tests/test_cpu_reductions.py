@@ -16,7 +16,26 @@ from byzrun import cpu_reductions
 from byzrun.attacks import stats
 from byzrun.cpu_reductions import row_mean, row_std_mean, row_sum, serial_cpu
 
-ROWS = [*range(1, 35), 47, 48, 49, 51, 63, 64, 65, 100, 127, 128, 129, 255, 256, 257, 300]
+ROWS = [
+    *range(1, 35),
+    47,
+    48,
+    49,
+    51,
+    63,
+    64,
+    65,
+    100,
+    127,
+    128,
+    129,
+    255,
+    256,
+    257,
+    300,
+    4096,
+    4097,
+]  # 4096: torch's third level
 COLUMNS = [1, 7, 8, 33, 127, 128, 129, 191, 192, 200, 333]
 DTYPES = [torch.float32, torch.float64]
 
@@ -63,12 +82,18 @@ def test_row_sum_and_mean_are_torchs_bits_for_every_row_and_column_count(dtype):
             assert same_bits(row_mean(X), X.mean(dim=0)), (n, d)
 
 
+@pytest.mark.parametrize("n", [4096, 4097])
+def test_row_sum_is_torchs_bits_with_a_carry_into_torchs_third_level(n):
+    X = with_special_values(spread(n, 192, torch.float32, seed=n))
+    assert same_bits(row_sum(X), X.sum(dim=0)) and same_bits(row_mean(X), X.mean(dim=0))
+
+
 @pytest.mark.parametrize("n", [12, 39, 51])
 def test_row_mean_is_torchs_bits_at_the_benchmark_size_where_a_plain_sum_is_not(n, monkeypatch):
     X = spread(n, 79_510, torch.float32, seed=n)
     cascaded = []
     real = cpu_reductions._cascade
-    monkeypatch.setattr(cpu_reductions, "_cascade", lambda A: cascaded.append(A.shape) or real(A))
+    monkeypatch.setattr(cpu_reductions, "_cascade", lambda A, out: cascaded.append(A.shape) or real(A, out))
     assert same_bits(row_mean(X), X.mean(dim=0))
     assert cascaded == [(n, 79_424)]  # numpy summed all but the last 86 columns
     plain = torch.from_numpy(np.add.reduce(X.numpy(), axis=0) / np.float32(n))  # rows added in order
@@ -103,22 +128,15 @@ def test_row_std_mean_at_the_benchmark_size_and_two_passes_differ():
 
 def test_where_torch_takes_another_order_torch_itself_answers(monkeypatch):
     calls = []
-    monkeypatch.setattr(
-        cpu_reductions, "_cascade", lambda A: calls.append(A) or np.zeros(A.shape[1], A.dtype)
-    )
+    monkeypatch.setattr(cpu_reductions, "_cascade", lambda A, out: calls.append(A))
     X = spread(20, 300, torch.float32)
     strided = X.t().contiguous().t()  # the same values, column-major: torch reduces it otherwise
     assert not serial_cpu(strided) and same_bits(row_mean(strided), strided.mean(dim=0))
     assert not serial_cpu(X[:, ::2])
-    assert not serial_cpu(X.to(torch.float16)) and not serial_cpu(X.requires_grad_(True))
+    assert not serial_cpu(X.to(torch.float16)) and not serial_cpu(X.clone().requires_grad_(True))
     meta = torch.empty(20, 300, device="meta")  # another device (CUDA alike): no numpy there
     assert not serial_cpu(meta) and row_mean(meta).device.type == "meta"
     assert row_std_mean(meta, 1)[0].device.type == "meta"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)  # torch splits the columns among its threads: its order, not ours
-    try:
-        Y = spread(20, 300, torch.float32)
-        assert not serial_cpu(Y) and same_bits(row_sum(Y), Y.sum(dim=0))
-    finally:
-        torch.set_num_threads(threads)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # torch would split the columns among
+    assert not serial_cpu(X) and same_bits(row_sum(X), X.sum(dim=0))  # its threads: its order, not ours
     assert calls == []
