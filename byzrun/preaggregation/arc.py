@@ -37,8 +37,9 @@ class AdaptiveRobustClipping(PreAggregator):
 
     name = "arc"
     bound = MAJORITY
+    can_overwrite = True
 
-    def apply(self, G: Tensor, f: int) -> tuple[Tensor, Tensor]:
+    def apply(self, G: Tensor, f: int, overwrite: bool = False) -> tuple[Tensor, Tensor]:
         n = G.shape[0]
         k = clipped_count(n, f)
         members = torch.eye(n, dtype=torch.bool, device=G.device)
@@ -46,4 +47,4 @@ class AdaptiveRobustClipping(PreAggregator):
             return G, members
         norms = torch.nan_to_num(torch.linalg.vector_norm(G, dim=1), nan=math.inf)
         threshold = torch.sort(norms).values[n - k - 1]  # the largest norm not clipped
-        return clip_rows(G, threshold), members
+        return clip_rows(G, threshold, overwrite), members
