@@ -47,7 +47,9 @@ class Gaussian(Attack):
     def __call__(self, ctx: AttackContext) -> Tensor:
         own = ctx.own
         shape = own.shape[1:] if self.shared else own.shape
-        rows = torch.randn(shape, dtype=own.dtype, device=own.device).mul_(float(self.sigma))
+        rows = torch.randn(shape, dtype=own.dtype, device=own.device)
+        if float(self.sigma) != 1.0:  # times 1.0 changes no bit: one pass over the rows saved
+            rows.mul_(float(self.sigma))
         if self.center == "own_mean":
             rows += row_mean(own)
         elif self.center == "honest_mean":

@@ -148,15 +148,22 @@ def _calls(byzfl, G: torch.Tensor, f: int, device: str) -> dict[str, dict]:
     # one ByzFL object per input type: its centered clipping keeps the last output as the next start
     for_numpy = rule_pairs(byzfl, f)
     for name, (ours, theirs) in rule_pairs(byzfl, f).items():
-        on_torch, on_numpy = G.clone(), G.cpu().numpy().copy()
+        mine, on_torch, on_numpy = G.clone(), G.clone(), G.cpu().numpy().copy()
+        # byzrun's clipping steps write into G where the caller gives it up, as training does in the
+        # rounds without statistics (byzrun/train.py)
+        in_place = getattr(ours, "can_overwrite", False)
         entries[name] = {
             "kind": "rule" if isinstance(ours, defenses.Defense) else "pre-aggregation",
             "skipped": _refused(ours, n, f),
-            "byzrun": lambda ours=ours: ours(G, f),
+            "byzrun": (lambda ours=ours, X=mine: ours(X, f, overwrite=True))
+            if in_place
+            else (lambda ours=ours: ours(G, f)),
             "torch": lambda theirs=theirs, X=on_torch: theirs(X),
             "numpy": lambda theirs=for_numpy[name][1], X=on_numpy: theirs(X),
-            # ByzFL's clipping steps write into their input: every call gets the matrix afresh, untimed
+            # ByzFL's clipping steps write into their input, byzrun's too when allowed: every call gets
+            # the matrix afresh, untimed
             "fresh": {
+                "byzrun": lambda X=mine: X.copy_(G),
                 "torch": lambda X=on_torch: X.copy_(G),
                 "numpy": lambda X=on_numpy: np.copyto(X, G.cpu().numpy()),
             },
