@@ -30,6 +30,8 @@ from torch import Tensor
 #: a multiple of every CPU's column block (4 vectors of 8 or 16 float32, of 4 or 8 float64): the
 #: columns before the last whole block or two are summed here, the rest by torch, aligned as in torch
 _BLOCK = 64
+#: columns per block of the column sum: its accumulators stay in the core's L2 cache
+_SUM_COLUMNS = 65536
 #: columns per Welford block: its four float64 arrays stay in the core's L2 cache
 _WELFORD_COLUMNS = 4096
 
@@ -92,8 +94,11 @@ def row_sum(X: Tensor) -> Tensor:
         return X.sum(dim=0)
     mine = _BLOCK * (d // _BLOCK - 1)  # leaves torch one whole block before its tail, as in its own call
     out = torch.empty(d, dtype=X.dtype)
+    x, o = X.numpy(), out.numpy()
     with np.errstate(all="ignore"):
-        _cascade(X.numpy()[:, :mine], out.numpy()[:mine])
+        for start in range(0, mine, _SUM_COLUMNS):  # each column's additions are its own: any blocks do
+            stop = min(start + _SUM_COLUMNS, mine)
+            _cascade(x[:, start:stop], o[start:stop])
     out[mine:] = X[:, mine:].sum(dim=0)
     return out
 
