@@ -45,6 +45,6 @@ class AdaptiveRobustClipping(PreAggregator):
         members = torch.eye(n, dtype=torch.bool, device=G.device)
         if k == 0:
             return G, members
-        norms = torch.nan_to_num(torch.linalg.vector_norm(G, dim=1), nan=math.inf)
-        threshold = torch.sort(norms).values[n - k - 1]  # the largest norm not clipped
-        return clip_rows(G, threshold, overwrite), members
+        norms = torch.linalg.vector_norm(G, dim=1)
+        threshold = torch.sort(torch.nan_to_num(norms, nan=math.inf)).values[n - k - 1]  # largest not clipped
+        return clip_rows(G, threshold, overwrite, norms), members

@@ -18,11 +18,15 @@ from byzrun.errors import ConfigError
 from byzrun.preaggregation.base import PreAggregator
 
 
-def clip_rows(G: Tensor, threshold: Tensor | float, overwrite: bool = False) -> Tensor:
+def clip_rows(
+    G: Tensor, threshold: Tensor | float, overwrite: bool = False, norms: Tensor | None = None
+) -> Tensor:
     """Every row of G scaled to an L2 norm of at most `threshold`; rows with a non-finite value unchanged
     (scaling would turn Inf into NaN; the rule after the step deals with them). overwrite=True scales
-    the clipped rows of G in place and returns G: the same bits, since the others' scale is 1."""
-    norms = torch.linalg.vector_norm(G, dim=1)
+    the clipped rows of G in place and returns G: the same bits, since the others' scale is 1.
+    `norms`: the rows' L2 norms when the caller has them already (ARC): one pass over G fewer."""
+    if norms is None:
+        norms = torch.linalg.vector_norm(G, dim=1)
     scale = (threshold / norms).clamp(max=1.0)
     finite = torch.isfinite(norms)  # a finite norm is a finite row: one pass over G saved
     if not bool(finite.all()):  # a non-finite norm: a NaN/Inf row, or a finite one whose norm overflows
