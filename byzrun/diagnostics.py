@@ -26,6 +26,8 @@ import math
 import torch
 from torch import Tensor
 
+from byzrun.cpu_reductions import row_mean, row_std_mean
+
 
 def round_statistics(
     honest: Tensor, G: Tensor, aggregate: Tensor, m: int, defense, sign_flip_z: list[float] | None
@@ -39,7 +41,7 @@ def round_statistics(
 
 @torch.no_grad()
 def submission_stats(honest: Tensor, aggregate: Tensor) -> dict[str, float]:
-    mean = honest.mean(dim=0)
+    mean = row_mean(honest)
     mean_sq = mean.square().sum()
     spread = (honest - mean).square().sum(dim=1).mean()  # mean squared distance to the mean
     cosine = torch.nn.functional.cosine_similarity(aggregate, mean, dim=0, eps=1e-30)
@@ -56,7 +58,7 @@ def round_metrics(
     honest: Tensor, G: Tensor, aggregate: Tensor, m: int, defense, sign_flip_z: list[float] | None
 ) -> dict[str, float]:
     zs = [float(z) for z in sign_flip_z] if sign_flip_z else []
-    sigma, mu = torch.std_mean(honest, dim=0, correction=0)
+    sigma, mu = row_std_mean(honest, correction=0)
     values = [torch.linalg.vector_norm(aggregate - mu)]
     if zs:
         z = torch.tensor(zs, dtype=honest.dtype, device=honest.device)

@@ -166,8 +166,12 @@ def train(s: Setup) -> dict:
             )
             G[h:] = s.attack(ctx)
 
-        # ---- the server aggregates; a non-finite aggregate ends the run
-        aggregate = s.defense(G, m)
+        # ---- the server aggregates; a non-finite aggregate ends the run. A round without statistics
+        # reads G no more: its pre-aggregation may write into G (clipping: no new [n, d] matrix)
+        is_eval = is_eval_round(cfg, t + 1)
+        every = cfg.diagnostics.every
+        statistics = is_eval or bool(every and (t + 1) % every == 0)
+        aggregate = s.defense(G, m, overwrite=not statistics)
         if not torch.isfinite(aggregate).all():
             diverged_round = t + 1
             log.warning("round %d: the aggregate is not finite (NaN/Inf); the run diverged, stopping", t + 1)
@@ -183,9 +187,7 @@ def train(s: Setup) -> dict:
         losses.append(worker_losses[:h].mean())
 
         # ---- evaluation and round statistics -> metrics.csv
-        is_eval = is_eval_round(cfg, t + 1)
-        every = cfg.diagnostics.every
-        if is_eval or (every and (t + 1) % every == 0):
+        if statistics:
             tested = {}
             if is_eval:
                 tested = evaluate(s, torch.stack(losses).mean().item())

@@ -12,6 +12,7 @@ import re
 from fractions import Fraction
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -433,3 +434,84 @@ def test_clip_rows_reads_finiteness_from_the_norms_and_falls_back_on_a_non_finit
     H = G.clone()
     H[2] = 1e30
     assert torch.equal(clip_rows(H, 2.0)[2], torch.zeros(50))  # clipped: scale 2/inf = 0, as before
+
+
+# --------------------------------------------------------------- pre-aggregation writing into G
+
+
+def _with_awkward_rows(n: int = 12, d: int = 300) -> torch.Tensor:
+    """Rows above and below the clipping thresholds, a NaN row, an Inf row and a zero row."""
+    g = torch.Generator().manual_seed(1)
+    G = torch.randn(n, d, generator=g) * (10 ** torch.linspace(-2, 2, n))[:, None]
+    G[3], G[7], G[9] = math.nan, math.inf, 0.0
+    return G
+
+
+@pytest.mark.parametrize("step", [Clipping(c=2.0), Clipping(c=1e9), AdaptiveRobustClipping()])
+def test_a_step_writes_into_g_only_when_the_caller_gives_it_up_and_with_the_same_bits(step):
+    """The contract of byzrun/preaggregation/base.py: without overwrite the caller's G is left as it was;
+    with overwrite=True the step returns G itself, holding exactly the bits of the new matrix."""
+    G = _with_awkward_rows()
+    kept = G.clone()
+    new = step(G, 3)
+    assert torch.equal(G.nan_to_num(7.0), kept.nan_to_num(7.0)) and new.data_ptr() != G.data_ptr()
+    given = G.clone()
+    out = step(given, 3, overwrite=True)
+    assert out.data_ptr() == given.data_ptr()
+    assert torch.equal(out.view(torch.int32), new.view(torch.int32))  # bits, NaN payloads and -0.0 too
+
+
+def test_every_step_leaves_the_callers_matrix_as_it_was_by_default():
+    from byzrun.build import build_steps
+
+    G = _with_awkward_rows()
+    kept = G.clone()
+    for step in build_steps(["nnm", "bucketing", "clipping", "arc"]):
+        step(G, 3)
+        assert torch.equal(G.nan_to_num(7.0), kept.nan_to_num(7.0)), step.name
+
+
+def test_the_pipeline_lets_only_its_first_step_write_into_the_callers_matrix(monkeypatch):
+    seen = []
+    real = Clipping.apply
+
+    def spy(self, G, f, overwrite=False):
+        seen.append(overwrite)
+        return real(self, G, f, overwrite)
+
+    monkeypatch.setattr(Clipping, "apply", spy)
+    pipeline = piped(defenses.Mean(), pre=["clipping", "clipping"])
+    G = _with_awkward_rows()
+    fresh = pipeline(G.clone(), 3, overwrite=True)
+    assert torch.equal(fresh.nan_to_num(7.0), pipeline(G, 3).nan_to_num(7.0))
+    assert seen == [True, False, False, False]
+
+
+def test_a_run_that_clips_in_place_between_statistics_rounds_gives_the_same_model(digits_cfg):
+    """Rounds without statistics let ARC write into the round's matrix; with statistics every round it
+    never does: the evaluations agree bit for bit."""
+    from byzrun.train import prepare, train
+
+    def evaluations(every):
+        cfg = digits_cfg(
+            "defense.pre=[arc]", "defense=median", "attack=ipm", "m=2", f"diagnostics.every={every}"
+        )
+        with pytest.MonkeyPatch.context() as patch:
+            seen = []
+            real = AdaptiveRobustClipping.apply
+            patch.setattr(
+                AdaptiveRobustClipping,
+                "apply",
+                lambda self, G, f, overwrite=False: seen.append(overwrite) or real(self, G, f, overwrite),
+            )
+            setup = prepare(cfg)
+            train(setup)
+        metrics = pd.read_csv(setup.out / "metrics.csv")
+        return metrics.dropna(subset=["test_acc"])[["round", "test_acc", "test_loss", "train_loss"]], seen
+
+    every_round, never = evaluations(1)
+    rarely, sometimes = evaluations("null")
+    assert not any(never) and sum(sometimes) == 18  # 20 rounds, 2 evaluations
+    pd.testing.assert_frame_equal(
+        every_round.reset_index(drop=True), rarely.reset_index(drop=True), check_exact=True
+    )

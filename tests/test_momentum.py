@@ -15,9 +15,9 @@ class Recording(Pipeline):
         super().__init__(inner.rule, inner.steps, name=inner.label)
         self.log = log
 
-    def __call__(self, G, f):
+    def __call__(self, G, f, overwrite=False):
         self.log.append(G.clone())
-        return super().__call__(G, f)
+        return super().__call__(G, f, overwrite)
 
 
 def run_with_fixed_batches(cfg, rounds=3, record=None):

@@ -251,7 +251,7 @@ def test_bench_against_byzfl_matrices_agree_for_the_deterministic_attacks():
 
     n, f = 9, 2
     G = _matrix(n, f, 64, "cpu")
-    entries = bench_byzfl._calls(byzfl, G, f, "cpu")
+    entries = dict(bench_byzfl._calls(byzfl, G, f, "cpu"))
     for name in ("alie", "ipm", "sign_flip(ipm_factor=1)", "mimic", "inf", "optimal_ipm(mean)"):
         entry = entries[name]
         for way in ("byzrun", "torch", "numpy"):

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from byzrun.attacks import options
 from byzrun.attacks.base import Attack, AttackContext
+from byzrun.cpu_reductions import row_mean
 from byzrun.errors import ConfigError
 
 CENTERS = ("zero", "own_mean", "honest_mean")
@@ -46,11 +47,13 @@ class Gaussian(Attack):
     def __call__(self, ctx: AttackContext) -> Tensor:
         own = ctx.own
         shape = own.shape[1:] if self.shared else own.shape
-        rows = torch.randn(shape, dtype=own.dtype, device=own.device).mul_(float(self.sigma))
+        rows = torch.randn(shape, dtype=own.dtype, device=own.device)
+        if float(self.sigma) != 1.0:  # times 1.0 changes no bit: one pass over the rows saved
+            rows.mul_(float(self.sigma))
         if self.center == "own_mean":
-            rows += own.mean(dim=0)
+            rows += row_mean(own)
         elif self.center == "honest_mean":
-            rows += ctx.honest.mean(dim=0)
+            rows += row_mean(ctx.honest)
         elif self.center != "zero":
             rows += float(self.center)
         return rows.expand(ctx.rows, -1) if self.shared else rows  # shared: a view, copied once by the round

@@ -10,6 +10,7 @@ from byzrun.attacks import options, stats
 from byzrun.attacks.base import Attack, AttackContext
 from byzrun.attacks.optimal import optimal_factor
 from byzrun.attacks.search import FactorLog, FactorSearch
+from byzrun.cpu_reductions import row_mean
 
 ADAPTIVE = ("search", "optimal")
 
@@ -56,7 +57,7 @@ class IPM(Attack):
     def __call__(self, ctx: AttackContext) -> Tensor:
         if self.epsilon is None:
             self.validate(n=ctx.n, m=ctx.m)
-        mean = stats.observed(ctx, self.knowledge).mean(dim=0)
+        mean = row_mean(stats.observed(ctx, self.knowledge))
         if self.epsilon in ADAPTIVE:
             step = mean.neg_()
             search = self.search if self.epsilon == "search" else optimal_factor

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from byzrun.attacks.base import AttackContext
+from byzrun.cpu_reductions import row_mean
 
 EVALS = 20  # distance evaluations per round, ByzFL's `evals`
 START = 0.0  # first factor tried, ByzFL's `start`
@@ -39,7 +40,7 @@ def optimal_factor(ctx: AttackContext, base: Tensor, direction: Tensor) -> tuple
     if ctx.others is not None:
         parts.append(ctx.others)
     G = torch.cat(parts)  # only the k Byzantine rows change between evaluations
-    honest_mean = ctx.honest.mean(dim=0)
+    honest_mean = row_mean(ctx.honest)
 
     def distance(x: Tensor) -> Tensor:
         G[h : h + k] = base + x.to(base.dtype) * direction

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from byzrun.attacks import options
 from byzrun.attacks.base import AttackContext
+from byzrun.cpu_reductions import row_mean
 from byzrun.errors import ConfigError
 
 SCALES = ("geometric", "linear")
@@ -58,7 +59,7 @@ class FactorSearch:
         if ctx.others is not None:
             parts.append(ctx.others)
         G = torch.cat(parts)  # one matrix reused for every candidate; only the k rows change
-        honest_mean = ctx.honest.mean(dim=0)
+        honest_mean = row_mean(ctx.honest)
         dist = []
         for c in values:
             G[h : h + k] = base + c * direction

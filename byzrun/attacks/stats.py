@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor
 
 from byzrun.attacks import options
 from byzrun.attacks.base import AttackContext
+from byzrun.cpu_reductions import row_std_mean
 from byzrun.errors import ConfigError
 
 KNOWLEDGE = ("corrupted", "omniscient")
@@ -66,9 +66,8 @@ def observed(ctx: AttackContext, knowledge: str) -> Tensor:
 def mean_std(x: Tensor, std: str) -> tuple[Tensor, Tensor]:
     """Coordinate-wise mean and standard deviation over the rows of x [k, d].
 
-    torch.std_mean (Welford) on purpose, though two passes are several times faster on a CPU
-    (byzrun.bench.byzfl): the committed ALIE runs were made with it, and a two-pass sum differs in the
-    last float32 bits, which chaotic training turns into other curves; faster statistics must come
-    as an option that enters the config hash, not as a silent change."""
-    sigma, mu = torch.std_mean(x, dim=0, correction=1 if std == "unbiased" else 0)
+    torch.std_mean's Welford update, bit for bit (row_std_mean: the same operations a row at a time on
+    a CPU): the committed ALIE runs were made with it, and two passes, though faster, differ in the last
+    float32 bits, which chaotic training turns into other curves."""
+    sigma, mu = row_std_mean(x, correction=1 if std == "unbiased" else 0)
     return mu, sigma

@@ -139,30 +139,45 @@ def _deadline(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
-def _calls(byzfl, G: torch.Tensor, f: int, device: str) -> dict[str, dict]:
-    """Per entry: 'kind' and the three timed calls (byzrun, ByzFL on torch, ByzFL on numpy), each on its
-    own copy of G, made here, outside the timing: ByzFL's steps may write into their input."""
+def _calls(byzfl, G: torch.Tensor, f: int, device: str, only: list[str] | None = None):
+    """(name, entry) per entry in `only` (default: all): 'kind' and the three timed calls (byzrun, ByzFL
+    on torch, ByzFL on numpy), each on its own copy of G, made here, outside the timing: ByzFL's steps
+    may write into their input. One entry at a time: at d=1e6 the copies of all of them at once would
+    take some 20 GB."""
     n = len(G)
     h = n - f
-    entries = {}
     # one ByzFL object per input type: its centered clipping keeps the last output as the next start
     for_numpy = rule_pairs(byzfl, f)
     for name, (ours, theirs) in rule_pairs(byzfl, f).items():
-        on_torch, on_numpy = G.clone(), G.cpu().numpy().copy()
-        entries[name] = {
-            "kind": "rule" if isinstance(ours, defenses.Defense) else "pre-aggregation",
-            "skipped": _refused(ours, n, f),
-            "byzrun": lambda ours=ours: ours(G, f),
-            "torch": lambda theirs=theirs, X=on_torch: theirs(X),
-            "numpy": lambda theirs=for_numpy[name][1], X=on_numpy: theirs(X),
-            # ByzFL's clipping steps write into their input: every call gets the matrix afresh, untimed
-            "fresh": {
-                "torch": lambda X=on_torch: X.copy_(G),
-                "numpy": lambda X=on_numpy: np.copyto(X, G.cpu().numpy()),
+        if only is not None and name not in only:
+            continue
+        mine, on_torch, on_numpy = G.clone(), G.clone(), G.cpu().numpy().copy()
+        # byzrun's clipping steps write into G where the caller gives it up, as training does in the
+        # rounds without statistics (byzrun/train.py)
+        in_place = getattr(ours, "can_overwrite", False)
+        yield (
+            name,
+            {
+                "kind": "rule" if isinstance(ours, defenses.Defense) else "pre-aggregation",
+                "skipped": _refused(ours, n, f),
+                "byzrun": (lambda ours=ours, X=mine: ours(X, f, overwrite=True))
+                if in_place
+                else (lambda ours=ours: ours(G, f)),
+                "torch": lambda theirs=theirs, X=on_torch: theirs(X),
+                "numpy": lambda theirs=for_numpy[name][1], X=on_numpy: theirs(X),
+                # ByzFL's clipping steps write into their input, byzrun's too when allowed: every call gets
+                # the matrix afresh, untimed
+                "fresh": {
+                    "byzrun": lambda X=mine: X.copy_(G),
+                    "torch": lambda X=on_torch: X.copy_(G),
+                    "numpy": lambda X=on_numpy: np.copyto(X, G.cpu().numpy()),
+                },
             },
-        }
+        )
     for_numpy = attack_pairs(byzfl, f)
     for name, (attack, rule, theirs) in attack_pairs(byzfl, f).items():
+        if only is not None and name not in only:
+            continue
         attack.validate(n=n, m=f)
         mine, on_torch, on_numpy = G.clone(), G.clone(), G.cpu().numpy().copy()
         ctx = AttackContext(
@@ -175,14 +190,16 @@ def _calls(byzfl, G: torch.Tensor, f: int, device: str) -> dict[str, dict]:
         def on(X, theirs):
             X[h:] = theirs(X[:h])
 
-        entries[name] = {
-            "kind": "attack",
-            "byzrun": ours,
-            "torch": lambda X=on_torch, theirs=theirs: on(X, theirs),
-            "numpy": lambda X=on_numpy, theirs=for_numpy[name][2]: on(X, theirs),
-            "written": {"byzrun": mine, "torch": on_torch, "numpy": on_numpy},  # to compare the rows
-        }
-    return entries
+        yield (
+            name,
+            {
+                "kind": "attack",
+                "byzrun": ours,
+                "torch": lambda X=on_torch, theirs=theirs: on(X, theirs),
+                "numpy": lambda X=on_numpy, theirs=for_numpy[name][2]: on(X, theirs),
+                "written": {"byzrun": mine, "torch": on_torch, "numpy": on_numpy},  # to compare the rows
+            },
+        )
 
 
 def compare(
@@ -203,9 +220,7 @@ def compare(
     rows = []
     for d in dims:
         G = _matrix(n, f, d, device)
-        for name, entry in _calls(byzfl, G, f, device).items():
-            if only is not None and name not in only:
-                continue
+        for name, entry in _calls(byzfl, G, f, device, only):
             row = {"entry": name, "kind": entry["kind"], "d": d, "skipped": None}
             if entry.get("skipped"):
                 rows.append(row | {"skipped": entry["skipped"]})

@@ -2,6 +2,7 @@
 
 from torch import Tensor
 
+from byzrun.cpu_reductions import row_mean
 from byzrun.defenses.base import UNBOUNDED, Defense
 
 
@@ -13,4 +14,4 @@ class Mean(Defense):
     bound = UNBOUNDED
 
     def __call__(self, G: Tensor, f: int) -> Tensor:
-        return G.mean(dim=0)
+        return row_mean(G)  # G.mean(dim=0), bit for bit, faster on a CPU

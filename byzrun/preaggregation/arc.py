@@ -37,13 +37,14 @@ class AdaptiveRobustClipping(PreAggregator):
 
     name = "arc"
     bound = MAJORITY
+    can_overwrite = True
 
-    def apply(self, G: Tensor, f: int) -> tuple[Tensor, Tensor]:
+    def apply(self, G: Tensor, f: int, overwrite: bool = False) -> tuple[Tensor, Tensor]:
         n = G.shape[0]
         k = clipped_count(n, f)
         members = torch.eye(n, dtype=torch.bool, device=G.device)
         if k == 0:
             return G, members
-        norms = torch.nan_to_num(torch.linalg.vector_norm(G, dim=1), nan=math.inf)
-        threshold = torch.sort(norms).values[n - k - 1]  # the largest norm not clipped
-        return clip_rows(G, threshold), members
+        norms = torch.linalg.vector_norm(G, dim=1)
+        threshold = torch.sort(torch.nan_to_num(norms, nan=math.inf)).values[n - k - 1]  # largest not clipped
+        return clip_rows(G, threshold, overwrite, norms), members

@@ -4,6 +4,11 @@ A step runs in front of a rule: it maps the n submitted vectors G [n, d] to n' v
 the same f are still counted Byzantine (bucketing: n' = ceil(n/s); NNM: n' = n). The rule then runs
 on the n' vectors, and its bound is checked for n'. Steps are chosen in the config by name:
 `defense.pre=[nnm]`, `defense.pre=[{name: bucketing, s: 3}]`.
+
+A step never writes into the matrix it is given, unless its caller gives that matrix up: with
+`step(G, f, overwrite=True)` a step that declares `can_overwrite` (static clipping, ARC) may write its
+result into G and return it, which spares a new [n, d] matrix each round (byzrun/train.py does so
+in the rounds whose statistics do not read G again). The bits are those of the new matrix either way.
 """
 
 from __future__ import annotations
@@ -21,11 +26,17 @@ class PreAggregator:
     #: the largest f the step tolerates among the n vectors it receives
     bound: Bound = UNBOUNDED
 
+    #: whether apply() takes `overwrite` (module docstring)
+    can_overwrite: bool = False
+
     def apply(self, G: Tensor, f: int) -> tuple[Tensor, Tensor]:
         """The new vectors [n', d] and which inputs each one is made of (a bool matrix [n', n])."""
         raise NotImplementedError
 
-    def __call__(self, G: Tensor, f: int) -> Tensor:
+    def __call__(self, G: Tensor, f: int, overwrite: bool = False) -> Tensor:
+        """The new vectors; with overwrite=True the caller gives up G (a step may return G itself)."""
+        if self.can_overwrite:
+            return self.apply(G, f, overwrite=overwrite)[0]
         return self.apply(G, f)[0]
 
     def out_count(self, n: int) -> int:

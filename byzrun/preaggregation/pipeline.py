@@ -65,9 +65,11 @@ class Pipeline:
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         self.rule.load_state_dict(state)
 
-    def __call__(self, G: Tensor, f: int) -> Tensor:
-        for step in self.steps:
-            G = step(G, f)
+    def __call__(self, G: Tensor, f: int, overwrite: bool = False) -> Tensor:
+        """The aggregate of G [n, d]. overwrite=True: the caller gives up G, and the first step may write
+        into it (PreAggregator); the later steps get the matrices of the steps before them."""
+        for i, step in enumerate(self.steps):
+            G = step(G, f, overwrite=overwrite and i == 0)
         return self.rule(G, f)
 
     def selection(self, G: Tensor, f: int) -> Tensor | None:
