@@ -18,6 +18,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     atomic_write_text(Path(args.out), json.dumps(info, indent=1) + "\n")
     print(f"written: {args.out}" + (f"; clone and logs kept in {work}" if args.keep else ""))
     if not args.keep:
-        subprocess.run(["rm", "-rf", str(work)], check=True)
+        shutil.rmtree(work)
 
 
 if __name__ == "__main__":
