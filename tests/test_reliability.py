@@ -42,7 +42,10 @@ BAD_INPUTS = [
     (["defense=foo"], "unknown defense 'foo'; choose one of: bulyan, bulyan_alie_code, caf,"),
     (["attack=alei"], "unknown attack 'alei' (did you mean 'alie'?); choose one of: alie,"),
     (["dataset=mnsit"], "unknown dataset 'mnsit' (did you mean 'mnist'?)"),
-    (["cell=table1/kru"], "unknown cell 'table1/kru' (did you mean 'table1/krum'?); choose one of: bucketing/avg, "),
+    (
+        ["cell=table1/kru"],
+        "unknown cell 'table1/kru' (did you mean 'table1/krum'?); choose one of: bucketing/avg, ",
+    ),
     (["experiment=tabel1_mnist"], "unknown experiment 'tabel1_mnist' (did you mean 'table1_mnist'?)"),
     (["hydra/launcher=nope"], "unknown launcher 'nope'; choose one of: basic,"),
     (["defense.foo=1"], "unknown key 'defense.foo'; defense Mean has: allow_out_of_bound, pre, name"),
