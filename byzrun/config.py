@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from byzrun import cpu_reductions
 from byzrun.errors import ConfigError
 from byzrun.paths import CONF_DIR
 from byzrun.speed import RESULT_CHANGING_GPU_OPTIONS
@@ -151,6 +152,8 @@ def validate(cfg: DictConfig) -> None:
         )
     if not 0 <= cfg.momentum.beta < 1:
         raise ConfigError(f"momentum.beta must be in [0, 1), got {cfg.momentum.beta}")
+    if cfg.get("reductions", "torch") not in cpu_reductions.ORDERS:
+        raise ConfigError(f"unknown reductions {cfg.reductions!r}; choose torch (the default) or numpy")
     check_split(cfg)
     resolve_device(cfg.device)
     check_results_dir(Path(str(cfg.results_dir)))
@@ -203,6 +206,8 @@ def config_hash(cfg: DictConfig) -> str:
         container["gpu"] = changed
     if container.get("split") == {"name": "iid"}:  # the default: runs from before `split` keep their hash
         container.pop("split")
+    if container.get("reductions") == "torch":  # the default: runs from before the option keep their hash
+        container.pop("reductions")
     if not container.get("deterministic"):  # the default leaves the hashes of earlier runs as they were
         container.pop("deterministic", None)
     if isinstance(container.get("dataset"), dict):

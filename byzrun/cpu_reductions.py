@@ -19,6 +19,13 @@ std_mean updates one element at a time. numpy runs the very same additions a who
 Each falls back to torch where torch would take another order: not a CPU tensor, not a C-contiguous
 float32/float64 matrix, autograd, or more than one torch thread (torch then splits the columns among
 its threads, and its split moves the vector tails). tests/test_cpu_reductions.py checks the bits.
+
+`reductions=numpy` (a run option, hashed; `use` sets it for the run) trades those bits for numpy's own
+order, the one ByzFL and most numpy code get: per column the rows added one after the other (np.mean),
+and the standard deviation in two passes (np.var: the squared deviations from that mean, added the same
+way). Fewer passes than torch's order (one read of the matrix for the mean, a cached second for the
+deviations, where torch's Welford takes six float64 operations a row), and the same bits whatever torch's
+thread count; other float32 bits than torch's, so a run with it is a different run.
 """
 
 from __future__ import annotations
@@ -34,6 +41,40 @@ _BLOCK = 64
 _SUM_COLUMNS = 131072
 #: columns per Welford block: its four float64 arrays stay in the core's L2 cache
 _WELFORD_COLUMNS = 4096
+#: bytes of a two-pass block ([n, columns] of deviations): few numpy calls, the block still cached for
+#: its second pass (1 MiB was the fastest of 32 KiB to 4 MiB at n=39, d=79,510 on the project's EPYC)
+_TWO_PASS_BYTES = 1 << 20
+
+#: the values of the run option `reductions`: torch's order (the default) or numpy's
+ORDERS = ("torch", "numpy")
+_order = "torch"
+
+
+def use(order: str) -> None:
+    """Reduce in `order` (one of ORDERS) from now on in this process: each run sets its own."""
+    global _order
+    if order not in ORDERS:
+        raise ValueError(f"unknown reduction order {order!r}; choose one of {ORDERS}")
+    _order = order
+
+
+def _numpy_order(X: Tensor) -> bool:
+    """Whether X is reduced in numpy's order: chosen, and a matrix numpy can read in place."""
+    return (
+        _order == "numpy"
+        and X.device.type == "cpu"
+        and X.dim() == 2
+        and X.dtype in (torch.float32, torch.float64)
+        and X.is_contiguous()
+        and not X.requires_grad
+        and X.shape[0] > 0
+    )
+
+
+def _numpy_mean(x: np.ndarray) -> np.ndarray:
+    """np.mean(x, axis=0), bit for bit: the rows added in order, then divided by their count."""
+    out = np.add.reduce(x, axis=0)
+    return np.divide(out, len(x), out=out)
 
 
 def serial_cpu(X: Tensor) -> bool:
@@ -90,6 +131,8 @@ def _cascade(X: np.ndarray, out: np.ndarray) -> None:
 def row_sum(X: Tensor) -> Tensor:
     """X.sum(dim=0), bit for bit."""
     n, d = X.shape
+    if _numpy_order(X):
+        return torch.from_numpy(np.add.reduce(X.numpy(), axis=0))
     if not serial_cpu(X) or n == 0 or d < 2 * _BLOCK:
         return X.sum(dim=0)
     mine = _BLOCK * (d // _BLOCK - 1)  # leaves torch one whole block before its tail, as in its own call
@@ -105,6 +148,9 @@ def row_sum(X: Tensor) -> Tensor:
 
 def row_mean(X: Tensor) -> Tensor:
     """X.mean(dim=0), bit for bit: torch's CPU mean is the sum divided by the row count."""
+    if _numpy_order(X):
+        with np.errstate(all="ignore"):
+            return torch.from_numpy(_numpy_mean(X.numpy()))
     if not serial_cpu(X) or len(X) == 0:
         return X.mean(dim=0)
     return row_sum(X).div_(len(X))
@@ -113,6 +159,8 @@ def row_mean(X: Tensor) -> Tensor:
 def row_std_mean(X: Tensor, correction: int) -> tuple[Tensor, Tensor]:
     """torch.std_mean(X, dim=0, correction=correction), bit for bit: (std, mean)."""
     n, d = X.shape
+    if _numpy_order(X) and d > 0:
+        return _two_pass_std_mean(X.numpy(), correction)
     if not serial_cpu(X) or n == 0 or d == 0:
         return torch.std_mean(X, dim=0, correction=correction)
     x = X.numpy()
@@ -139,4 +187,26 @@ def row_std_mean(X: Tensor, correction: int) -> tuple[Tensor, Tensor]:
             np.divide(m2_, divisor, out=t_)
             np.sqrt(t_, out=t_)
             std[start:stop] = t_
+    return torch.from_numpy(std), torch.from_numpy(mean)
+
+
+def _two_pass_std_mean(x: np.ndarray, correction: int) -> tuple[Tensor, Tensor]:
+    """(np.std(x, axis=0, ddof=correction), np.mean(x, axis=0)), bit for bit, without np.var's [n, d]
+    temporary: block by block of columns, the block's mean, then its squared deviations added in row
+    order (each column's additions are its own, so blocks change no bit)."""
+    n, d = x.shape
+    mean, std = np.empty(d, x.dtype), np.empty(d, x.dtype)
+    width = max(_BLOCK, _TWO_PASS_BYTES // (n * x.itemsize))
+    deviations = np.empty((n, min(width, d)), x.dtype)
+    with np.errstate(all="ignore"):  # Inf and NaN rows give NaN, as in numpy
+        for start in range(0, d, width):
+            block, stop = x[:, start : start + width], min(start + width, d)
+            dev = deviations[:, : stop - start]
+            mu = np.add.reduce(block, axis=0, out=mean[start:stop])
+            np.divide(mu, n, out=mu)
+            np.subtract(block, mu, out=dev)
+            np.multiply(dev, dev, out=dev)
+            var = np.add.reduce(dev, axis=0, out=std[start:stop])
+            np.divide(var, max(n - correction, 0), out=var)
+            np.sqrt(var, out=var)
     return torch.from_numpy(std), torch.from_numpy(mean)

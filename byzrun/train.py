@@ -25,7 +25,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from byzrun import default_m, reproducible
+from byzrun import cpu_reductions, default_m, reproducible
 from byzrun.attacks import Attack, AttackContext
 from byzrun.build import build_attack, build_defense, check_attack_early
 from byzrun.config import config_hash, resolve_device, validate
@@ -70,6 +70,7 @@ def prepare(cfg: DictConfig) -> Setup | None:
     """Validate the config and build the run; None when this exact run has already finished."""
     validate(cfg)
     reproducible.apply(cfg)
+    cpu_reductions.use(cfg.get("reductions", "torch"))
     device = resolve_device(cfg.device)
     n, m = cfg.n, cfg.m
     m_auto = default_m.is_default(cfg)

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from omegaconf import open_dict
 
 from byzrun.config import config_hash, validate
 from byzrun.errors import ConfigError
@@ -62,6 +63,17 @@ def test_config_hash_ignores_where_and_how_but_not_what():
     assert config_hash(base) != config_hash(make_cfg("dataset=digits", "momentum.beta=0.5"))
 
 
+def test_reductions_enter_the_config_hash_only_in_numpys_order():
+    """torch's order is every committed run's: its default leaves their hashes; numpy's is another run."""
+    base = make_cfg("dataset=digits")
+    without_key = make_cfg("dataset=digits")
+    with open_dict(without_key):
+        del without_key["reductions"]  # a config written before the option existed
+    assert config_hash(base) == config_hash(without_key)
+    assert config_hash(base) == config_hash(make_cfg("dataset=digits", "reductions=torch"))
+    assert config_hash(base) != config_hash(make_cfg("dataset=digits", "reductions=numpy"))
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
@@ -69,6 +81,10 @@ def test_config_hash_ignores_where_and_how_but_not_what():
         (["m=51"], "byzrun: error: m=51 Byzantine workers out of n=51"),
         (["batch_size=0"], "byzrun: error: batch_size must be >= 1"),
         (["device=gpu7"], "byzrun: error: unknown device 'gpu7'"),
+        (
+            ["reductions=fast"],
+            "byzrun: error: unknown reductions 'fast'; choose torch (the default) or numpy",
+        ),
         (["dataset.root=/nonexistent", "dataset.download=false"], "byzrun: error: mnist not found"),
     ],
 )

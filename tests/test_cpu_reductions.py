@@ -145,3 +145,59 @@ def test_where_torch_takes_another_order_torch_itself_answers(monkeypatch):
 def test_row_sum_over_several_blocks_of_columns_is_torchs_bits():
     X = with_special_values(spread(20, cpu_reductions._SUM_COLUMNS + 200, torch.float32))
     assert same_bits(row_sum(X), X.sum(dim=0)) and same_bits(row_mean(X), X.mean(dim=0))
+
+
+@pytest.fixture
+def numpy_order():
+    """reductions=numpy for one test, torch's order again after it."""
+    cpu_reductions.use("numpy")
+    yield
+    cpu_reductions.use("torch")
+
+
+@pytest.mark.filterwarnings("ignore:Degrees of freedom")  # n=1 with ddof=1: NaN, as numpy says
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_numpy_order_gives_numpys_mean_and_std_bit_for_bit_whatever_torchs_threads(
+    dtype, threads, numpy_order, monkeypatch
+):
+    """reductions=numpy: np.sum, np.mean and np.std(ddof) exactly, at any torch thread count (numpy
+    reduces on one thread), across the two-pass blocks (a small block size forces many)."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    monkeypatch.setattr(cpu_reductions, "_TWO_PASS_BYTES", 4096)
+    for n in (1, 2, 3, 16, 17, 39, 51, 300):
+        for d in (1, 7, 64, 129, 1000):
+            X = with_special_values(spread(n, d, dtype, seed=7 * n + d))
+            x = X.numpy()
+            with np.errstate(all="ignore"):
+                assert same_bits(row_sum(X), torch.from_numpy(np.sum(x, axis=0))), (n, d)
+                assert same_bits(row_mean(X), torch.from_numpy(np.mean(x, axis=0))), (n, d)
+                for ddof in (0, 1):
+                    std, mean = row_std_mean(X, ddof)
+                    assert same_bits(std, torch.from_numpy(np.std(x, axis=0, ddof=ddof))), (n, d, ddof)
+                    assert same_bits(mean, torch.from_numpy(np.mean(x, axis=0))), (n, d)
+
+
+def test_numpy_order_differs_from_torchs_and_use_refuses_an_unknown_order(numpy_order):
+    """The option changes results (so it is hashed): at the benchmark size the bits differ from torch's."""
+    X = spread(39, 79_510, torch.float32)
+    assert not same_bits(row_mean(X), X.mean(dim=0))
+    assert not same_bits(row_std_mean(X, 1)[0], torch.std_mean(X, dim=0, correction=1)[0])
+    with pytest.raises(ValueError, match="unknown reduction order 'fast'"):
+        cpu_reductions.use("fast")
+    cpu_reductions.use("torch")
+    assert same_bits(row_mean(X), X.mean(dim=0))  # and back
+
+
+def test_alie_in_numpy_order_sends_byzfls_vector_bit_for_bit(numpy_order):
+    """ByzFL's ALittleIsEnough on a float32 numpy array is mean + tau * sqrt(var(ddof=1)) in numpy's
+    order: byzrun's ALIE with reductions=numpy and ByzFL's options sends the same float32 bits."""
+    byzfl = pytest.importorskip("byzfl")
+    from byzrun.attacks import ALIE, AttackContext
+
+    G = spread(51, 4_000, torch.float32, seed=3)
+    attack = ALIE(factor=1.5, knowledge="omniscient", std="unbiased", direction="plus")
+    attack.validate(n=51, m=12)
+    ctx = AttackContext(honest=G[:39], own=G[39:], n=51, m=12, round=0, defense=None, model=None, lr=0.1)
+    theirs = byzfl.ALittleIsEnough(tau=1.5)(G[:39].numpy().copy())
+    assert same_bits(attack(ctx)[0].contiguous(), torch.from_numpy(theirs))

@@ -287,17 +287,25 @@ def test_runs_differing_in_any_setting_but_the_seed_never_pool(tmp_path, base_cf
     assert [p.name for p in tmp_path.glob("sweep_curves*.png")] == ["sweep_curves.png"]
 
 
-def test_a_run_from_before_deterministic_existed_pools_with_one_at_its_default(tmp_path, base_cfg):
-    """deterministic=false (the default, not hashed) is the config of a run written before the key
-    existed: the two share a cell, not two sections."""
+@pytest.mark.parametrize(
+    "key,default,other", [("deterministic", False, True), ("reductions", "torch", "numpy")]
+)
+def test_a_run_from_before_an_option_existed_pools_with_one_at_its_default(
+    tmp_path, base_cfg, key, default, other
+):
+    """deterministic=false and reductions=torch (the defaults, not hashed) are the config of a run written
+    before the key existed: the two share a cell, not two sections; the other value is another setting."""
     old = config(base_cfg, seed=0)
     with open_dict(old):
-        del old["deterministic"]
+        del old[key]
     write_run(tmp_path, old, [50.0, 60.0])
-    write_run(tmp_path, config(base_cfg, seed=1, deterministic=False), [50.0, 70.0])
+    write_run(tmp_path, config(base_cfg, seed=1, **{key: default}), [50.0, 70.0])
     assert run_report(tmp_path, "--metric", "final") == 0
     line = tidy(tmp_path / "sweep.csv").iloc[0]
     assert (line["mean"], line["seeds"], line["section"]) == (65.0, 2, "all runs")
+    write_run(tmp_path, config(base_cfg, seed=2, **{key: other}), [50.0, 20.0])
+    assert run_report(tmp_path, "--metric", "final") == 0
+    assert sorted(tidy(tmp_path / "sweep.csv")["mean"]) == [20.0, 65.0]  # never pooled with the default
 
 
 def test_rows_and_cols_are_chosen_and_the_rest_become_sections(reported):

@@ -157,3 +157,23 @@ def test_the_design_cards_command_runs_the_alie_papers_setting(tmp_path, monkeyp
     assert make_cfg("attack=none").m == 0 and make_cfg("attack=ipm", "n=7").m == 1
     assert run_cli(monkeypatch, *DIGITS, "rounds=1", "progress=false", f"results_dir={tmp_path}") == 0
     assert len(list((tmp_path / "runs").glob("digits-mean-none-n11-m0-*"))) == 1
+
+
+def test_a_run_in_numpys_reduction_order_learns_and_the_next_run_is_back_in_torchs(digits_cfg, monkeypatch):
+    """reductions=numpy reaches the attack's statistics for its own run only: an ALIE run under the mean
+    rule learns in numpy's order, and a default run after it in the same process reduces in torch's."""
+    from byzrun import cpu_reductions
+
+    orders = []
+    real = cpu_reductions.row_std_mean
+    monkeypatch.setattr(
+        "byzrun.attacks.stats.row_std_mean",
+        lambda X, correction: orders.append(cpu_reductions._order) or real(X, correction),
+    )
+    common = ("m=2", "attack=alie", "attack.factor=0.5", "rounds=40")
+    summary = run(digits_cfg(*common, "reductions=numpy"))
+    assert summary["max_test_acc"] > 80.0 and set(orders) == {"numpy"}
+    orders.clear()
+    run(digits_cfg(*common))
+    assert set(orders) == {"torch"}
+    assert len(list(results.run_dir(digits_cfg(*common), "mean", "alie").parent.iterdir())) == 2

@@ -28,7 +28,13 @@ IGNORED_KEYS = frozenset(
     "gpu.channels_last gpu.compile".split()
 )
 #: result-changing options at their defaults count as absent (runs from before they existed share cells)
-DEFAULTS_AS_ABSENT = {"gpu.tf32": None, "gpu.bf16": False, "split.name": "iid", "deterministic": False}
+DEFAULTS_AS_ABSENT = {
+    "gpu.tf32": None,
+    "gpu.bf16": False,
+    "split.name": "iid",
+    "deterministic": False,
+    "reductions": "torch",
+}
 IGNORED_PREFIXES = ("hydra.", "diagnostics.")
 TEXT_COLUMNS = [
     "dataset",
