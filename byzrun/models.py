@@ -7,6 +7,7 @@ Distributed Momentum paper's CNN (each as the authors' public code builds it).
 - momentum_cnn: the Distributed Momentum paper's CIFAR network (BatchNorm and dropout).
 - mnist_cnn: PyTorch's MNIST example network, which the bucketing paper (Karimireddy et al. 2022)
   trains on MNIST (two convolutions, dropout).
+- lenet: the LeNet-style MNIST network of Caffe's example, ByzFL's `cnn_mnist` (its benchmark's model).
 
 BatchNorm: workers run in vmap, where in-place buffer updates are impossible, so every
 BatchNorm here is a WorkerBatchNorm2d: in training it normalises with the batch statistics of the
@@ -165,6 +166,26 @@ class MnistCNN(nn.Module):
         return self.fc2(self.dropout2(x))
 
 
+class LeNet(nn.Module):
+    """Caffe's LeNet for MNIST, ByzFL's `cnn_mnist` (byzfl/fed_framework/models.py): conv5x5 20, ReLU,
+    max-pool 2, conv5x5 50, ReLU, max-pool 2, fc 800-500, ReLU, fc 500-classes; 431,080 parameters on
+    28x28 MNIST. No dropout, no BatchNorm; PyTorch's default initialisation. ByzFL ends with
+    log_softmax and NLL loss: byzrun's cross-entropy of the logits is the same function."""
+
+    def __init__(self, in_shape: tuple[int, ...], num_classes: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_shape[0], 20, 5)
+        self.conv2 = nn.Conv2d(20, 50, 5)
+        side = ((in_shape[1] - 4) // 2 - 4) // 2, ((in_shape[2] - 4) // 2 - 4) // 2
+        self.fc1 = nn.Linear(50 * side[0] * side[1], 500)
+        self.fc2 = nn.Linear(500, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return self.fc2(F.relu(self.fc1(x.flatten(1))))
+
+
 class PreActBlock(nn.Module):
     """Pre-activation basic block of a WideResNet (BN-ReLU-conv, BN-ReLU-conv, no dropout)."""
 
@@ -225,6 +246,7 @@ ARCHITECTURES = {
     "wrn": WideResNet,
     "momentum_cnn": MomentumCNN,
     "mnist_cnn": MnistCNN,
+    "lenet": LeNet,
 }
 
 

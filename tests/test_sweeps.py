@@ -119,7 +119,7 @@ def test_every_preset_and_sweep_point_resolves_as_recorded(preset):
     points = [[f"experiment={preset}"]] + [[f"experiment={preset}", *p] for p in sweep_points(preset)]
     for point in points:
         cfg = point_cfg(*point)
-        assert cfg.name in ("table1", "table2", "momentum", "benchmark", "bucketing")
+        assert cfg.name in ("table1", "table2", "momentum", "benchmark", "bucketing", "byzfl_heatmap")
         assert resolved(cfg) == RECORDED["points"][" ".join(point)], point
     # setting the plain values on a composed config is what Hydra does with them
     assert config_hash(point_cfg(*points[-1])) == config_hash(make_cfg(*points[-1], "progress=true"))
