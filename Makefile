@@ -46,7 +46,7 @@ bench:  ## speed: rounds per model, every rule, every rule against $(BENCH_BEFOR
 	$(PY) -m byzrun.bench --out $(BENCH_OUT)
 	$(PY) -m byzrun.bench.before --rev $(BENCH_BEFORE) --out $(BENCH_OUT)
 	OMP_NUM_THREADS=1 $(PY) -m byzrun.bench.before --rev $(BENCH_BEFORE) --dims 79510 --name before_1thread.csv --out $(BENCH_OUT)
-	$(PY) -m byzrun.bench.byzfl --out $(BENCH_OUT)
+	OMP_NUM_THREADS=1 $(PY) -m byzrun.bench.byzfl --out $(BENCH_OUT)
 	$(PY) -m byzrun.bench.bf16 --out $(BENCH_OUT)
 	$(PY) -m byzrun.bench.machine end --out $(BENCH_OUT)
 

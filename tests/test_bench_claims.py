@@ -170,23 +170,32 @@ def test_byzfl_table_lands_in_the_readme_block_from_its_csv(tmp_path):
     (tmp_path / "bench").mkdir()
     pd.DataFrame(
         {
-            "entry": ["median", "median", "mda"],
-            "kind": ["rule", "rule", "rule"],
-            "d": [79510, 1_000_000, 79510],
-            "byzrun_ms": [2.0, 20.0, math.nan],
-            "byzfl_ms": [5.0, 30.0, math.nan],
-            "ratio": [2.5, 1.5, math.nan],
-            "skipped": [None, None, "f too large"],
+            "entry": ["median", "median", "mda", "control(byzfl_mean)"],
+            "kind": ["rule", "rule", "rule", "control"],
+            "d": [79510, 1_000_000, 79510, 79510],
+            "byzrun_torch_ms": [2.0, 20.0, math.nan, 1.0],
+            "byzfl_torch_ms": [5.0, 30.0, math.nan, 1.03],
+            "byzrun_numpy_ms": [2.0, 20.0, math.nan, 1.0],
+            "byzfl_numpy_ms": [1.8, 40.0, math.nan, 0.98],
+            "ratio_torch": [2.5, 1.5, math.nan, 1.03],
+            "ratio_numpy": [0.9, 2.0, math.nan, 0.98],
+            "skipped": [None, None, "f too large", None],
         }
     ).to_csv(tmp_path / "bench" / "byzfl.csv", index=False)
     assert bench.byzfl_table(tmp_path) == (
-        "| entry | kind | d=79,510 | d=1e6 |\n|---|---|---|---|\n"
-        "| median | rule | 2.50 | 1.50 |\n| mda | rule | skipped | skipped |\n"
+        "| entry | kind | torch's order, d=79,510 | numpy's order, d=79,510 | torch's order, d=1e6 "
+        "| numpy's order, d=1e6 |\n|---|---|---|---|---|---|\n"
+        "| median | rule | 2.50 | 0.90 | 1.50 | 2.00 |\n"
+        "| mda | rule | skipped | skipped | skipped | skipped |\n"
+        "| control(byzfl_mean) | control | 1.03 | 0.98 | skipped | skipped |\n"
     )
     out = Out()
     bench.add_bench(out, tmp_path)
-    assert out["bench.byzfl.median.d79510.ratio"] == (2.5, "2.50")
-    assert out["bench.byzfl.entries"][0] == 2 and out["bench.byzfl.faster"][0] == 2
+    assert out["bench.byzfl.median.d79510.ratio_torch"] == (2.5, "2.50")
+    assert out["bench.byzfl.median.d79510.ratio_numpy"] == (0.9, "0.90")
+    assert out["bench.byzfl.entries"][0] == 2 and out["bench.byzfl.faster"][0] == 1  # 0.90: not both
+    assert out["bench.byzfl.lowest_ratio"] == (0.9, "0.90")  # the control is not an entry
+    assert out["bench.byzfl.control.d79510.ratio_numpy"] == (0.98, "0.98")
 
 
 def test_make_bench_writes_every_file_into_bench_out():

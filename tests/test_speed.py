@@ -219,47 +219,65 @@ BYZFL_ENTRIES = {
 
 
 def test_bench_against_byzfl_times_every_shared_entry_and_writes_the_csv(tmp_path, capsys):
-    """On a tiny matrix: one row per shared entry in byzfl.csv, positive times, ratio = ByzFL / byzrun,
-    and one machine-readable line each; the byzrun side gets the same options as in the differential tests,
-    so the attacks write the same Byzantine rows as ByzFL's where both are deterministic."""
+    """On a tiny matrix: one row per shared entry in byzfl.csv, the four calls timed, each ratio ByzFL's
+    time over byzrun's in the same float order, and one machine-readable line each; byzrun's reduction
+    order is torch's again afterwards."""
     import pandas as pd
 
+    from byzrun import cpu_reductions
     from byzrun.bench import byzfl as bench_byzfl
 
     bench_byzfl.main(["--dims", "64", "--n", "9", "--f", "2", "--repeats", "1", "--out", str(tmp_path)])
+    assert cpu_reductions._order == "torch"
     table = pd.read_csv(tmp_path / "byzfl.csv")
     assert {k: set(table.entry[table.kind == k]) for k in BYZFL_ENTRIES} == BYZFL_ENTRIES
-    assert len(table) == sum(map(len, BYZFL_ENTRIES.values())) and (table.d == 64).all()
-    assert (table.byzrun_ms > 0).all() and (table.byzfl_ms > 0).all() and (table.repeats == 1).all()
+    assert table.entry[table.kind == "control"].tolist() == ["control(byzfl_mean)"]  # the noise floor, last
+    assert len(table) == sum(map(len, BYZFL_ENTRIES.values())) + 1 and (table.d == 64).all()
+    times = ["byzrun_torch_ms", "byzfl_torch_ms", "byzrun_numpy_ms", "byzfl_numpy_ms"]
+    assert (table[times] > 0).all().all() and (table.repeats == 1).all()
     assert table.skipped.isna().all()  # C(9, 2) subsets: MDA and SMEA run too
-    torch.testing.assert_close(
-        torch.tensor(table.ratio.values), torch.tensor((table.byzfl_ms / table.byzrun_ms).values)
-    )
-    assert set(table.input) <= {"torch", "numpy"}
-    best = table[["byzfl_torch_ms", "byzfl_numpy_ms"]].min(axis=1)
-    assert (table.byzfl_ms == best).all()
+    for order in ("torch", "numpy"):
+        expected = table[f"byzfl_{order}_ms"] / table[f"byzrun_{order}_ms"]
+        torch.testing.assert_close(
+            torch.tensor(table[f"ratio_{order}"].values), torch.tensor(expected.values)
+        )
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("byzfl=")]
-    assert len(lines) == len(table) and lines[0].startswith("byzfl=mean d=64 byzrun_ms=")
+    assert len(lines) == len(table) and lines[0].startswith("byzfl=mean d=64 ratio_torch=")
 
 
-def test_bench_against_byzfl_matrices_agree_for_the_deterministic_attacks():
-    """Like with like: after one call each, the Byzantine rows byzrun and ByzFL wrote agree (float32)."""
+def test_bench_against_byzfl_matrices_agree_for_the_deterministic_attacks(monkeypatch):
+    """Like with like: after one call each, the Byzantine rows byzrun and ByzFL wrote agree (float32), and
+    byzrun's call in numpy's order reduces in numpy's order (the mean attacks then write ByzFL's bits)."""
     import byzfl
 
+    from byzrun import cpu_reductions
     from byzrun.bench import byzfl as bench_byzfl
     from byzrun.bench.aggregation import _matrix
 
     n, f = 9, 2
     G = _matrix(n, f, 64, "cpu")
     entries = dict(bench_byzfl._calls(byzfl, G, f, "cpu"))
+    orders = []
+    real = cpu_reductions.row_mean
+    monkeypatch.setattr(
+        "byzrun.attacks.ipm.row_mean", lambda X: orders.append(cpu_reductions._order) or real(X)
+    )
     for name in ("alie", "ipm", "sign_flip(ipm_factor=1)", "mimic", "inf", "optimal_ipm(mean)"):
         entry = entries[name]
-        for way in ("byzrun", "torch", "numpy"):
-            entry[way]()
-        ours, on_torch, on_numpy = (entry["written"][way] for way in ("byzrun", "torch", "numpy"))
+        for way in bench_byzfl.WAYS:
+            bench_byzfl._call(entry, way)
+        written = entry["written"]
+        ours = written["byzrun_torch"]
         assert torch.equal(ours[: n - f], G[: n - f]) and not torch.equal(ours[n - f :], G[n - f :]), name
-        for theirs in (on_torch, torch.from_numpy(on_numpy)):
+        for theirs in (
+            written["byzfl_torch"],
+            torch.from_numpy(written["byzfl_numpy"]),
+            written["byzrun_numpy"],
+        ):
             torch.testing.assert_close(ours, theirs.to(ours.dtype), rtol=1e-5, atol=1e-6, msg=name)
+        if name in ("ipm", "sign_flip(ipm_factor=1)", "alie"):
+            assert torch.equal(written["byzrun_numpy"], torch.from_numpy(written["byzfl_numpy"])), name
+    assert orders[:4] == ["torch", "numpy", "torch", "numpy"]  # ipm, then sign flip: each way in its order
 
 
 def test_bench_against_byzfl_lists_what_byzrun_refuses_and_stops_a_byzfl_call_that_does_not_end(capsys):
@@ -276,7 +294,7 @@ def test_bench_against_byzfl_lists_what_byzrun_refuses_and_stops_a_byzfl_call_th
         and "max_subsets" in refused["smea"]
         and not isinstance(refused["mean"], str)
     )
-    assert table.set_index("entry").byzrun_ms[["mda", "smea"]].isna().all()
+    assert table.set_index("entry").byzrun_torch_ms[["mda", "smea"]].isna().all()
 
     class Endless:
         def __call__(self, vectors):
@@ -289,7 +307,8 @@ def test_bench_against_byzfl_lists_what_byzrun_refuses_and_stops_a_byzfl_call_th
 
     table = bench_byzfl.compare(Pairs(), dims=(8,), n=9, f=2, repeats=1, only=["mean"], timeout_s=0.2)
     row = table.iloc[0]
-    assert row.skipped == "ByzFL on numpy: no result in 0.2 s" and math.isnan(row.ratio)
+    assert row.skipped == "byzfl_torch, byzfl_numpy: no result in 0.2 s"
+    assert math.isnan(row.ratio_torch) and math.isnan(row.ratio_numpy) and row.byzrun_numpy_ms > 0
 
 
 def test_bench_against_byzfl_says_so_when_byzfl_is_missing(monkeypatch, tmp_path, capsys):

@@ -5,17 +5,24 @@ against ByzFL's in one process (the third step of `make bench`).
 
 Like with like: byzrun's options are set to ByzFL's definition where they differ (the README's
 "Differences from ByzFL"; tests/test_byzfl_*.py check the outputs agree), on the same float32 [n, d]
-matrix as byzrun.bench.aggregation (n=51, f=12). ByzFL accepts torch tensors or numpy arrays: it is
-timed on both, and the faster counts. Each repeat times byzrun, then ByzFL on torch, then on numpy
-(interleaved, so machine noise hits all alike); the median of the repeats counts.
+matrix as byzrun.bench.aggregation (n=51, f=12), and in the same float order. ByzFL accepts torch
+tensors, where its means and deviations are torch's, or numpy arrays, where they are numpy's: byzrun in
+its default `reductions=torch` is timed against ByzFL on torch tensors (ratio_torch), and with
+`reductions=numpy` against ByzFL on numpy arrays (ratio_numpy); the entries without such reductions
+run the same code in both. Each repeat times the four calls one after the other (interleaved, so
+machine noise hits all alike); the median of the repeats counts.
 
 An attack's time is that of writing the f Byzantine rows of the matrix, what a round needs:
 byzrun's `G[h:] = attack(ctx)`, ByzFL's `G[h:] = attack(G[:h])` (its attacks return one vector, which
 its ByzantineClient sends from all f workers). ByzFL's Gaussian draws one vector: it is compared with
 `gaussian shared=true`; its SignFlipping sends -mean(honest), byzrun's `ipm factor=1`.
 
-Line per entry: `byzfl=alie d=79510 byzrun_ms=1.2 byzfl_ms=1.5 ratio=1.25 input=torch`, with
-ratio = ByzFL's time / byzrun's (above 1: byzrun faster); the table goes to `<out>/byzfl.csv`.
+A last row, `control(byzfl_mean)`, times ByzFL's numpy mean in all four places: its ratios show the
+noise floor of the run (an entry within it is a tie).
+
+Line per entry: `byzfl=alie d=79510 ratio_torch=2.6 ratio_numpy=1.5 byzrun_ms=21 byzfl_ms=55`, with
+ratio = ByzFL's time / byzrun's in that order (above 1: byzrun faster); the table goes to
+`<out>/byzfl.csv`.
 ByzFL is imported only here, inside the functions; without it the bench says so in one line.
 """
 
@@ -33,7 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from byzrun import attacks, defenses
+from byzrun import attacks, cpu_reductions, defenses
 from byzrun.attacks import AttackContext
 from byzrun.bench.aggregation import _matrix, _sync
 from byzrun.errors import ConfigError
@@ -42,7 +49,8 @@ from byzrun.preaggregation.bucketing import Bucketing
 from byzrun.preaggregation.clipping import Clipping
 from byzrun.preaggregation.nnm import NearestNeighborMixing
 
-WAYS = ("byzrun", "torch", "numpy")
+#: the four timed calls per entry, and byzrun's reduction order in each (ByzFL's calls: torch's)
+WAYS = {"byzrun_torch": "torch", "byzfl_torch": "torch", "byzrun_numpy": "numpy", "byzfl_numpy": "torch"}
 #: the line search's aggregator, the same on both sides
 OPTIMAL_AGGREGATORS = ("mean", "median")
 
@@ -90,8 +98,8 @@ def attack_pairs(byzfl, f: int) -> dict[str, tuple]:
         "ipm": (attacks.IPM(factor=2.0), mean, byzfl.InnerProductManipulation(tau=2.0)),
         "sign_flip(ipm_factor=1)": (attacks.IPM(factor=1.0), mean, byzfl.SignFlipping()),
         "mimic": (attacks.Mimic(target=0), mean, byzfl.Mimic(epsilon=0)),
-        "gaussian(shared)": (
-            attacks.Gaussian(sigma=1.0, center=0.0, shared=True),
+        "gaussian(shared)": (  # ByzFL's mu=0 is byzrun's center=zero: N(0, sigma^2), no added +0.0
+            attacks.Gaussian(sigma=1.0, center="zero", shared=True),
             mean,
             byzfl.Gaussian(mu=0.0, sigma=1.0),
         ),
@@ -140,10 +148,9 @@ def _deadline(seconds: float):
 
 
 def _calls(byzfl, G: torch.Tensor, f: int, device: str, only: list[str] | None = None):
-    """(name, entry) per entry in `only` (default: all): 'kind' and the three timed calls (byzrun, ByzFL
-    on torch, ByzFL on numpy), each on its own copy of G, made here, outside the timing: ByzFL's steps
-    may write into their input. One entry at a time: at d=1e6 the copies of all of them at once would
-    take some 20 GB."""
+    """(name, entry) per entry in `only` (default: all): 'kind' and the four timed calls (WAYS), each on
+    its own copy of G, made here, outside the timing: ByzFL's steps may write into their input. One
+    entry at a time: at d=1e6 the copies of all of them at once would take some 20 GB."""
     n = len(G)
     h = n - f
     # one ByzFL object per input type: its centered clipping keeps the last output as the next start
@@ -151,26 +158,34 @@ def _calls(byzfl, G: torch.Tensor, f: int, device: str, only: list[str] | None =
     for name, (ours, theirs) in rule_pairs(byzfl, f).items():
         if only is not None and name not in only:
             continue
-        mine, on_torch, on_numpy = G.clone(), G.clone(), G.cpu().numpy().copy()
+        copies = {way: G.clone() for way in WAYS}
+        copies["byzfl_numpy"] = G.cpu().numpy().copy()
         # byzrun's clipping steps write into G where the caller gives it up, as training does in the
         # rounds without statistics (byzrun/train.py)
         in_place = getattr(ours, "can_overwrite", False)
+        calls = {
+            "byzfl_torch": lambda theirs=theirs, X=copies["byzfl_torch"]: theirs(X),
+            "byzfl_numpy": lambda theirs=for_numpy[name][1], X=copies["byzfl_numpy"]: theirs(X),
+        }
+        for way in ("byzrun_torch", "byzrun_numpy"):
+            calls[way] = (
+                (lambda ours=ours, X=copies[way]: ours(X, f, overwrite=True))
+                if in_place
+                else (lambda ours=ours: ours(G, f))
+            )
         yield (
             name,
             {
                 "kind": "rule" if isinstance(ours, defenses.Defense) else "pre-aggregation",
                 "skipped": _refused(ours, n, f),
-                "byzrun": (lambda ours=ours, X=mine: ours(X, f, overwrite=True))
-                if in_place
-                else (lambda ours=ours: ours(G, f)),
-                "torch": lambda theirs=theirs, X=on_torch: theirs(X),
-                "numpy": lambda theirs=for_numpy[name][1], X=on_numpy: theirs(X),
+                **calls,
                 # ByzFL's clipping steps write into their input, byzrun's too when allowed: every call gets
                 # the matrix afresh, untimed
                 "fresh": {
-                    "byzrun": lambda X=mine: X.copy_(G),
-                    "torch": lambda X=on_torch: X.copy_(G),
-                    "numpy": lambda X=on_numpy: np.copyto(X, G.cpu().numpy()),
+                    way: (lambda X=X: np.copyto(X, G.cpu().numpy()))
+                    if isinstance(X, np.ndarray)
+                    else (lambda X=X: X.copy_(G))
+                    for way, X in copies.items()
                 },
             },
         )
@@ -179,12 +194,11 @@ def _calls(byzfl, G: torch.Tensor, f: int, device: str, only: list[str] | None =
         if only is not None and name not in only:
             continue
         attack.validate(n=n, m=f)
-        mine, on_torch, on_numpy = G.clone(), G.clone(), G.cpu().numpy().copy()
-        ctx = AttackContext(
-            honest=mine[:h], own=mine[h:], n=n, m=f, round=0, defense=rule, model=None, lr=0.1
-        )
+        written = {way: G.clone() for way in WAYS}
+        written["byzfl_numpy"] = G.cpu().numpy().copy()
 
-        def ours(attack=attack, ctx=ctx, X=mine):
+        def ours(X, attack=attack, rule=rule):
+            ctx = AttackContext(honest=X[:h], own=X[h:], n=n, m=f, round=0, defense=rule, model=None, lr=0.1)
             X[h:] = attack(ctx)
 
         def on(X, theirs):
@@ -194,12 +208,34 @@ def _calls(byzfl, G: torch.Tensor, f: int, device: str, only: list[str] | None =
             name,
             {
                 "kind": "attack",
-                "byzrun": ours,
-                "torch": lambda X=on_torch, theirs=theirs: on(X, theirs),
-                "numpy": lambda X=on_numpy, theirs=for_numpy[name][2]: on(X, theirs),
-                "written": {"byzrun": mine, "torch": on_torch, "numpy": on_numpy},  # to compare the rows
+                "byzrun_torch": lambda X=written["byzrun_torch"], ours=ours: ours(X),
+                "byzrun_numpy": lambda X=written["byzrun_numpy"], ours=ours: ours(X),
+                "byzfl_torch": lambda X=written["byzfl_torch"], theirs=theirs: on(X, theirs),
+                "byzfl_numpy": lambda X=written["byzfl_numpy"], theirs=for_numpy[name][2]: on(X, theirs),
+                "written": written,  # to compare the rows
             },
         )
+
+
+def _control(byzfl, G: torch.Tensor):
+    """The noise floor: ByzFL's numpy mean in all four places, each on its own copy of G. Its two ratios
+    differ from 1 only by the machine's noise and the place in the interleaving; an entry whose ratio
+    is within that of the control is a tie."""
+    copies = {way: G.cpu().numpy().copy() for way in WAYS}
+    mean = byzfl.Average()
+    return (
+        "control(byzfl_mean)",
+        {"kind": "control", **{way: (lambda X=X: mean(X)) for way, X in copies.items()}},
+    )
+
+
+def _call(entry: dict, way: str) -> None:
+    """One of the entry's calls, byzrun's in its reduction order."""
+    cpu_reductions.use(WAYS[way])
+    try:
+        entry[way]()
+    finally:
+        cpu_reductions.use("torch")
 
 
 def compare(
@@ -213,27 +249,30 @@ def compare(
     only: list[str] | None = None,
     timeout_s: float = 120.0,
 ):
-    """One row per (entry, d): median times of byzrun and of ByzFL's faster input type, and their ratio.
+    """One row per (entry, d): median times of the four calls (WAYS) and the two ratios (ByzFL's time over
+    byzrun's in the same order).
     An entry stops after `budget_s` seconds of repeats, with at least 3 (the `repeats` column). A rule
     byzrun refuses at n, f is listed with the reason (`skipped`); a ByzFL call that gives no result
     within `timeout_s` is not timed (its time NaN, the reason in `skipped`)."""
     rows = []
     for d in dims:
         G = _matrix(n, f, d, device)
-        for name, entry in _calls(byzfl, G, f, device, only):
+        control = [_control(byzfl, G)] if only is None else []
+        for name, entry in [*_calls(byzfl, G, f, device, only), *control]:
             row = {"entry": name, "kind": entry["kind"], "d": d, "skipped": None}
             if entry.get("skipped"):
                 rows.append(row | {"skipped": entry["skipped"]})
                 continue
-            entry["byzrun"]()  # warm-up
-            ways = ["byzrun"]
-            for way in ("torch", "numpy"):
+            ways, endless = [], []
+            for way in WAYS:
                 try:
                     with _deadline(timeout_s):
-                        entry[way]()  # warm-up
+                        _call(entry, way)  # warm-up
                     ways.append(way)
                 except TimeoutError:
-                    row["skipped"] = f"ByzFL on {way}: no result in {timeout_s:g} s"
+                    endless.append(way)
+            if endless:
+                row["skipped"] = f"{', '.join(endless)}: no result in {timeout_s:g} s"
             times: dict[str, list[float]] = {way: [] for way in ways}
             began = time.perf_counter()
             for done in range(repeats):
@@ -242,22 +281,22 @@ def compare(
                 for way in ways:
                     entry.get("fresh", {}).get(way, lambda: None)()
                     _sync(device)
+                    cpu_reductions.use(WAYS[way])
                     start = time.perf_counter()
                     entry[way]()
                     _sync(device)
                     times[way].append(time.perf_counter() - start)
-            ms = {way: 1e3 * float(np.median(times[way])) if way in times else math.nan for way in WAYS}
-            faster = min(("torch", "numpy"), key=lambda way: ms[way] if way in times else math.inf)
+                    cpu_reductions.use("torch")
+            ms = {
+                f"{way}_ms": 1e3 * float(np.median(times[way])) if way in times else math.nan for way in WAYS
+            }
             rows.append(
                 row
+                | ms
                 | {
-                    "byzrun_ms": ms["byzrun"],
-                    "byzfl_ms": ms[faster],
-                    "ratio": ms[faster] / ms["byzrun"],
-                    "input": faster if faster in times else None,
-                    "byzfl_torch_ms": ms["torch"],
-                    "byzfl_numpy_ms": ms["numpy"],
-                    "repeats": len(times["byzrun"]),
+                    "ratio_torch": ms["byzfl_torch_ms"] / ms["byzrun_torch_ms"],
+                    "ratio_numpy": ms["byzfl_numpy_ms"] / ms["byzrun_numpy_ms"],
+                    "repeats": min(map(len, times.values()), default=0),
                 }
             )
     table = pd.DataFrame(rows)
@@ -294,23 +333,25 @@ def main(argv: list[str] | None = None) -> None:
         f"byzrun against ByzFL {version('byzfl')}, n={args.n}, "
         f"f={args.f}, float32, cpu, {torch.get_num_threads()} threads, median of up to {args.repeats} "
         "interleaved "
-        "calls; ratio = ByzFL's time / byzrun's (above 1: byzrun faster):"
+        "calls; ratio = ByzFL's time / byzrun's in the same float order (above 1: byzrun faster):"
     )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     for row in table.to_dict("records"):
-        if math.isnan(row["byzrun_ms"]):  # refused by byzrun at this n, f
-            print(f"byzfl={row['entry']} d={row['d']} skipped: {row['skipped']}")
+        if not isinstance(row.get("byzrun_torch_ms"), float) or math.isnan(row["byzrun_torch_ms"]):
+            print(f"byzfl={row['entry']} d={row['d']} skipped: {row['skipped']}")  # refused at this n, f
             continue
         print(
-            f"byzfl={row['entry']} d={row['d']} byzrun_ms={row['byzrun_ms']:.3g} "
-            f"byzfl_ms={row['byzfl_ms']:.3g} ratio={row['ratio']:.3g} input={row['input']}"
+            f"byzfl={row['entry']} d={row['d']} ratio_torch={row['ratio_torch']:.3g} "
+            f"ratio_numpy={row['ratio_numpy']:.3g} byzrun_ms={row['byzrun_torch_ms']:.3g} "
+            f"byzfl_ms={row['byzfl_torch_ms']:.3g}"
             + (f" ({row['skipped']})" if isinstance(row["skipped"], str) else "")
         )
-    slower = table[table.ratio < 1]
-    print(
-        "byzrun slower than ByzFL: "
-        + (", ".join(f"{e} (d={d})" for e, d in zip(slower.entry, slower.d)) or "none")
-    )
+    for order in ("torch", "numpy"):
+        slower = table[(table[f"ratio_{order}"] < 1) & (table.kind != "control")]
+        print(
+            f"byzrun slower than ByzFL in {order}'s order: "
+            + (", ".join(f"{e} (d={d})" for e, d in zip(slower.entry, slower.d)) or "none")
+        )
     Path(args.out).mkdir(parents=True, exist_ok=True)
     table.to_csv(Path(args.out) / "byzfl.csv", index=False)
     print(f"written: {Path(args.out) / 'byzfl.csv'}")

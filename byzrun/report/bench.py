@@ -6,7 +6,7 @@
     deterministic.csv   the cost of deterministic=true (rounds/s pinned over the default)
     aggregation.csv     every rule's time at n=51, f=12, against simple reference code for some
     before.csv          every rule against BENCH_BEFORE on all threads; before_1thread.csv on one
-    byzfl.csv           every shared entry against ByzFL (ratio = ByzFL's time / byzrun's)
+    byzfl.csv           every shared entry against ByzFL (ratio = ByzFL's time / byzrun's, per float order)
     bf16.csv            how far gpu.bf16=true moves the gradients and ALIE's statistics (not a time)
 
 Every time is a ratio of two times measured in the same process (the machine's noise hits both), shown
@@ -144,12 +144,21 @@ def add_aggregation(out, frame: pd.DataFrame) -> None:
 
 
 def add_byzfl(out, frame: pd.DataFrame) -> None:
-    """Every timed entry's ratio (ByzFL's time / byzrun's), and how many are at least 1."""
-    timed = frame.dropna(subset=["ratio"])
+    """Every timed entry's two ratios (ByzFL's time / byzrun's, in torch's and in numpy's float order),
+    and how many entries are at least 1 in both."""
+    timed = frame.dropna(subset=["ratio_torch", "ratio_numpy"])
+    control = timed[timed["kind"] == "control"]
+    for line in control.to_dict("records"):
+        for order in ("torch", "numpy"):
+            out.add(f"bench.byzfl.control.d{line['d']}.ratio_{order}", line[f"ratio_{order}"], ratio)
+    timed = timed[timed["kind"] != "control"]
     for line in timed.to_dict("records"):
-        out.add(f"bench.byzfl.{line['entry']}.d{line['d']}.ratio", line["ratio"], ratio)
+        for order in ("torch", "numpy"):
+            key = f"bench.byzfl.{line['entry']}.d{line['d']}.ratio_{order}"
+            out.add(key, line[f"ratio_{order}"], ratio)
     out.count("bench.byzfl.entries", len(timed))
-    out.count("bench.byzfl.faster", int((timed["ratio"] >= 1).sum()))
+    out.count("bench.byzfl.faster", int(((timed["ratio_torch"] >= 1) & (timed["ratio_numpy"] >= 1)).sum()))
+    out.add("bench.byzfl.lowest_ratio", float(timed[["ratio_torch", "ratio_numpy"]].min().min()), ratio)
 
 
 def add_bf16(out, frame: pd.DataFrame) -> None:
@@ -270,15 +279,21 @@ def byzfl_table(results: Path) -> str:
     if frame is None:
         return missing_table("byzfl.csv")
     dims = sorted(frame["d"].unique())
-    lines = ["| entry | kind | " + " | ".join(f"d={dimension(d)}" for d in dims) + " |"]
-    lines.append("|---" * (len(dims) + 2) + "|")
+    orders = ("torch", "numpy")
+    lines = [
+        "| entry | kind | "
+        + " | ".join(f"{order}'s order, d={dimension(d)}" for d in dims for order in orders)
+        + " |"
+    ]
+    lines.append("|---" * (2 * len(dims) + 2) + "|")
     by = frame.set_index(["entry", "d"])
     for entry in dict.fromkeys(frame["entry"]):
         kind = frame[frame["entry"] == entry]["kind"].iloc[0]
         cells = []
         for d in dims:
-            value = by.loc[(entry, d), "ratio"] if (entry, d) in by.index else None
-            cells.append("skipped" if value is None or math.isnan(value) else ratio(value))
+            for order in orders:
+                value = by.loc[(entry, d), f"ratio_{order}"] if (entry, d) in by.index else None
+                cells.append("skipped" if value is None or math.isnan(value) else ratio(value))
         lines.append(f"| {entry} | {kind} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
