@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -102,10 +103,18 @@ def column_map(G: Tensor, fn: Callable[[Tensor], Tensor], rows: Tensor | None = 
             buffers[c] = (S, torch.empty_like(S))
         S, T = buffers[c]
         part = G[:, start : start + c] if rows is None else G[rows, start : start + c]
-        torch.nan_to_num(part, nan=math.inf, posinf=math.inf, neginf=-math.inf, out=S[:n])
-        if n > 1 and use_numpy:
-            S[:n].numpy().sort(axis=0)  # in place, on one thread: a sweep job's thread share holds
-        elif n > 1:
+        if use_numpy:
+            # numpy sorts NaN last, where +inf also ends: a plain copy, and NaN made +inf after the sort
+            # (only when the last row holds one), instead of a replacing copy of every block
+            S[:n].copy_(part)
+            A = S[:n].numpy()
+            if n > 1:
+                A.sort(axis=0)  # in place, on one thread: a sweep job's thread share holds
+            if np.isnan(A[-1]).any():
+                np.nan_to_num(A, copy=False, nan=math.inf, posinf=math.inf, neginf=-math.inf)
+        else:
+            torch.nan_to_num(part, nan=math.inf, posinf=math.inf, neginf=-math.inf, out=S[:n])
+        if n > 1 and not use_numpy:
             S = _sort_rows(S, T)
             # _sort_rows may return the scratch buffer; the padding rows are +inf in both after a sort
         out[start : start + c] = fn(S[:n])
