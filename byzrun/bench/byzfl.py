@@ -148,45 +148,36 @@ def _deadline(seconds: float):
 
 
 def _calls(byzfl, G: torch.Tensor, f: int, device: str, only: list[str] | None = None):
-    """(name, entry) per entry in `only` (default: all): 'kind' and the four timed calls (WAYS), each on
-    its own copy of G, made here, outside the timing: ByzFL's steps may write into their input. One
-    entry at a time: at d=1e6 the copies of all of them at once would take some 20 GB."""
+    """(name, entry) per entry in `only` (default: all): 'kind' and the four timed calls (WAYS).
+
+    All four work on one matrix, X: torch's calls on X, numpy's on X.numpy(), the same memory. Before
+    every call X is copied afresh from G, untimed ('fresh'): ByzFL's clipping steps write into their
+    input, byzrun's too where the caller gives it up (as training does in the rounds without
+    statistics), and the attacks write X's last f rows. One matrix for all, because a memory-bound
+    call's time depends on which buffer it reads (the pages a buffer got: up to 15% between two
+    buffers of the same shape here), which would otherwise count for or against one side."""
     n = len(G)
     h = n - f
+    X = G.clone()
+    fresh = {"fresh": lambda: X.copy_(G), "matrix": X}
+    on_numpy = X.numpy() if X.device.type == "cpu" else X.cpu().numpy()  # a copy off the CPU
     # one ByzFL object per input type: its centered clipping keeps the last output as the next start
     for_numpy = rule_pairs(byzfl, f)
     for name, (ours, theirs) in rule_pairs(byzfl, f).items():
         if only is not None and name not in only:
             continue
-        copies = {way: G.clone() for way in WAYS}
-        copies["byzfl_numpy"] = G.cpu().numpy().copy()
-        # byzrun's clipping steps write into G where the caller gives it up, as training does in the
-        # rounds without statistics (byzrun/train.py)
         in_place = getattr(ours, "can_overwrite", False)
-        calls = {
-            "byzfl_torch": lambda theirs=theirs, X=copies["byzfl_torch"]: theirs(X),
-            "byzfl_numpy": lambda theirs=for_numpy[name][1], X=copies["byzfl_numpy"]: theirs(X),
-        }
-        for way in ("byzrun_torch", "byzrun_numpy"):
-            calls[way] = (
-                (lambda ours=ours, X=copies[way]: ours(X, f, overwrite=True))
-                if in_place
-                else (lambda ours=ours: ours(G, f))
-            )
+        mine = (lambda ours=ours: ours(X, f, overwrite=True)) if in_place else (lambda ours=ours: ours(X, f))
         yield (
             name,
             {
                 "kind": "rule" if isinstance(ours, defenses.Defense) else "pre-aggregation",
                 "skipped": _refused(ours, n, f),
-                **calls,
-                # ByzFL's clipping steps write into their input, byzrun's too when allowed: every call gets
-                # the matrix afresh, untimed
-                "fresh": {
-                    way: (lambda X=X: np.copyto(X, G.cpu().numpy()))
-                    if isinstance(X, np.ndarray)
-                    else (lambda X=X: X.copy_(G))
-                    for way, X in copies.items()
-                },
+                "byzrun_torch": mine,
+                "byzrun_numpy": mine,
+                "byzfl_torch": lambda theirs=theirs: theirs(X),
+                "byzfl_numpy": lambda theirs=for_numpy[name][1]: theirs(on_numpy),
+                **fresh,
             },
         )
     for_numpy = attack_pairs(byzfl, f)
@@ -194,38 +185,41 @@ def _calls(byzfl, G: torch.Tensor, f: int, device: str, only: list[str] | None =
         if only is not None and name not in only:
             continue
         attack.validate(n=n, m=f)
-        written = {way: G.clone() for way in WAYS}
-        written["byzfl_numpy"] = G.cpu().numpy().copy()
 
-        def ours(X, attack=attack, rule=rule):
+        def ours(attack=attack, rule=rule):
             ctx = AttackContext(honest=X[:h], own=X[h:], n=n, m=f, round=0, defense=rule, model=None, lr=0.1)
             X[h:] = attack(ctx)
 
-        def on(X, theirs):
-            X[h:] = theirs(X[:h])
+        def on(A, theirs):
+            A[h:] = theirs(A[:h])
 
         yield (
             name,
             {
                 "kind": "attack",
-                "byzrun_torch": lambda X=written["byzrun_torch"], ours=ours: ours(X),
-                "byzrun_numpy": lambda X=written["byzrun_numpy"], ours=ours: ours(X),
-                "byzfl_torch": lambda X=written["byzfl_torch"], theirs=theirs: on(X, theirs),
-                "byzfl_numpy": lambda X=written["byzfl_numpy"], theirs=for_numpy[name][2]: on(X, theirs),
-                "written": written,  # to compare the rows
+                "byzrun_torch": ours,
+                "byzrun_numpy": ours,
+                "byzfl_torch": lambda theirs=theirs: on(X, theirs),
+                "byzfl_numpy": lambda theirs=for_numpy[name][2]: on(on_numpy, theirs),
+                **fresh,
             },
         )
 
 
 def _control(byzfl, G: torch.Tensor):
-    """The noise floor: ByzFL's numpy mean in all four places, each on its own copy of G. Its two ratios
-    differ from 1 only by the machine's noise and the place in the interleaving; an entry whose ratio
-    is within that of the control is a tie."""
-    copies = {way: G.cpu().numpy().copy() for way in WAYS}
+    """The noise floor: ByzFL's numpy mean in all four places, on the entries' shared matrix. Its two
+    ratios differ from 1 only by the machine's noise and the place in the interleaving; an entry whose
+    ratio is within that of the control is a tie."""
+    X = G.clone()
     mean = byzfl.Average()
     return (
         "control(byzfl_mean)",
-        {"kind": "control", **{way: (lambda X=X: mean(X)) for way, X in copies.items()}},
+        {
+            "kind": "control",
+            "fresh": lambda: X.copy_(G),
+            "matrix": X,
+            **dict.fromkeys(WAYS, lambda: mean(X.numpy())),
+        },
     )
 
 
@@ -267,6 +261,7 @@ def compare(
             for way in WAYS:
                 try:
                     with _deadline(timeout_s):
+                        entry["fresh"]()
                         _call(entry, way)  # warm-up
                     ways.append(way)
                 except TimeoutError:
@@ -279,7 +274,7 @@ def compare(
                 if done >= 3 and time.perf_counter() - began > budget_s:
                     break  # the slow entries (line searches at d=1e6): 3 repeats
                 for way in ways:
-                    entry.get("fresh", {}).get(way, lambda: None)()
+                    entry["fresh"]()
                     _sync(device)
                     cpu_reductions.use(WAYS[way])
                     start = time.perf_counter()
