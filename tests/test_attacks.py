@@ -34,6 +34,9 @@ ATTACK_PRESETS = {
     "alie_optimal": "alie",
     "ipm_optimal": "ipm",
     "fang_trim": "fang",
+    # ByzFL's SignFlipping and Optimal_ALittleIsEnough (its example benchmark)
+    "sign_flipping_mean": "ipm",
+    "alie_optimal_plus": "alie",
 }
 ATTACK_NAMES = [name for name in ATTACK_YAMLS if name not in ATTACK_PRESETS]
 

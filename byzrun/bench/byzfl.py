@@ -13,9 +13,10 @@ run the same code in both. Each repeat times the four calls one after the other 
 machine noise hits all alike); the median of the repeats counts.
 
 An attack's time is that of writing the f Byzantine rows of the matrix, what a round needs:
-byzrun's `G[h:] = attack(ctx)`, ByzFL's `G[h:] = attack(G[:h])` (its attacks return one vector, which
-its ByzantineClient sends from all f workers). ByzFL's Gaussian draws one vector: it is compared with
-`gaussian shared=true`; its SignFlipping sends -mean(honest), byzrun's `ipm factor=1`.
+byzrun's `write_rows(G, h, attack(ctx))` (byzrun/attacks/base.py), ByzFL's `G[h:] = attack(G[:h])`
+(its attacks return one vector, which its ByzantineClient sends from all f workers). ByzFL's
+Gaussian draws one vector: it is compared with `gaussian shared=true`; its SignFlipping sends
+-mean(honest), byzrun's `ipm factor=1`.
 
 A last row, `control(byzfl_mean)`, times ByzFL's numpy mean in all four places: its ratios show the
 noise floor of the run (an entry within it is a tie).
@@ -42,6 +43,7 @@ import torch
 
 from byzrun import attacks, cpu_reductions, defenses
 from byzrun.attacks import AttackContext
+from byzrun.attacks.base import write_rows
 from byzrun.bench.aggregation import _matrix, _sync
 from byzrun.errors import ConfigError
 from byzrun.preaggregation.arc import AdaptiveRobustClipping
@@ -188,7 +190,7 @@ def _calls(byzfl, G: torch.Tensor, f: int, device: str, only: list[str] | None =
 
         def ours(attack=attack, rule=rule):
             ctx = AttackContext(honest=X[:h], own=X[h:], n=n, m=f, round=0, defense=rule, model=None, lr=0.1)
-            X[h:] = attack(ctx)
+            write_rows(X, h, attack(ctx))  # as a round writes them
 
         def on(A, theirs):
             A[h:] = theirs(A[:h])
