@@ -50,11 +50,12 @@ class AttackContext:
 
 def write_rows(G: Tensor, start: int, rows: Tensor) -> None:
     """G[start:] = rows, the round's copy of the Byzantine rows into its matrix. On a CPU numpy's
-    broadcasting copy does it (the same bits; 15-20% faster than torch's for m copies of one row, a
-    broadcast view, in `make bench`), elsewhere torch."""
+    broadcasting copy does it, from the one row itself when rows is m copies of it (a broadcast view):
+    the same bits, 15% faster than torch's copy or numpy's from the [m, d] view (make bench)."""
     cpu = G.device.type == "cpu" and rows.device.type == "cpu" and G.dtype == rows.dtype
     if cpu and G.dtype in (torch.float32, torch.float64) and not (G.requires_grad or rows.requires_grad):
-        np.copyto(G[start:].numpy(), rows.numpy())
+        source = rows[0] if rows.dim() == 2 and rows.stride(0) == 0 else rows
+        np.copyto(G.numpy()[start:], source.numpy())
     else:
         G[start:] = rows
 
