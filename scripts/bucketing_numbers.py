@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import statistics
 import sys
 from pathlib import Path
@@ -48,8 +47,9 @@ def ours(results_dir: Path) -> dict[tuple[str, int, str], list[float]]:
 def cell(values: list[float] | None) -> str:
     if not values:
         return "–"
-    std = statistics.stdev(values) if len(values) > 1 else math.nan
-    return f"{statistics.fmean(values):.2f} ± {std:.2f} ({len(values)})"
+    if len(values) == 1:  # one seed: no spread to show
+        return f"{values[0]:.2f} (1)"
+    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f} ({len(values)})"
 
 
 def table(results_dir: Path) -> list[str]:

@@ -287,3 +287,28 @@ def test_a_runs_initial_model_is_pytorchs_default_init_right_after_seeding_as_th
     layers.append(torch.nn.Linear(128, 10))
     reference = torch.cat([p.detach().reshape(-1) for layer in layers for p in layer.parameters()])
     assert torch.equal(setup.model.theta, reference)
+
+
+def test_the_first_runs_paragraph_quotes_the_run_and_their_seeds():
+    """The numbers of the README's first-run paragraph, from the committed run and their_numbers.csv."""
+    folder = ROOT / "results" / "bucketing"
+    text = " ".join((folder / "README.md").read_text().split())
+    runs = list((folder / "runs").glob("mnist-krum-mimic-n25-m5-s0-*"))
+    assert len(runs) == 1
+    summary = pd.read_csv(runs[0] / "summary.csv").iloc[0]
+    ours = bucketing_numbers().ours(folder)[("Krum", 0, "noniid")][0]
+    theirs = pd.read_csv(folder / "their_numbers.csv")
+    krum = theirs[(theirs.rule == "Krum") & (theirs.bucketing == 0) & (theirs.data == "noniid")]
+    seed0 = float(krum[krum.seed == 0].last5.iloc[0])
+    assert (
+        f"run ends at {ours:.2f}% (the mean of its last 5 evaluations; {summary.final_test_acc:.2f}% at"
+        in text
+    )
+    assert f"seed 0 at {seed0:.2f}%" in text and f"{seed0 - ours:.1f} points below" in text
+    assert f"spreads over {krum.last5.max() - krum.last5.min():.1f} points" in text
+    assert ", ".join(f"{v:.2f}" for v in krum.sort_values("seed").last5) in text
+    assert (
+        f"copies honest worker {summary.mimic_target}, theirs {int(krum[krum.seed == 0].mimic_target.iloc[0])}"
+        in text
+    )
+    assert f"{summary.wall_seconds:,.0f} s of wall clock" in text
