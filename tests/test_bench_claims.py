@@ -196,6 +196,8 @@ def test_byzfl_table_lands_in_the_readme_block_from_its_csv(tmp_path):
     assert out["bench.byzfl.entries"][0] == 2 and out["bench.byzfl.faster"][0] == 1  # 0.90: not both
     assert out["bench.byzfl.lowest_ratio"] == (0.9, "0.90")  # the control is not an entry
     assert out["bench.byzfl.control.d79510.ratio_numpy"] == (0.98, "0.98")
+    assert out["bench.byzfl.faster_torch"][0] == 2 and out["bench.byzfl.faster_numpy"][0] == 1
+    assert out["bench.byzfl.longer.lowest_ratio_numpy"] == (2.0, "2.00")  # the 2 ms call (0.90) is short
 
 
 def test_make_bench_writes_every_file_into_bench_out():

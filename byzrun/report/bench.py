@@ -143,6 +143,10 @@ def add_aggregation(out, frame: pd.DataFrame) -> None:
         out.add(f"bench.rules.{line['rule']}.d{line['d']}.naive_speedup", line["speedup"], ratio)
 
 
+#: byzfl.csv: calls of byzrun up to this many milliseconds count as short (README, Speed)
+SHORT_CALL_MS = 3.0
+
+
 def add_byzfl(out, frame: pd.DataFrame) -> None:
     """Every timed entry's two ratios (ByzFL's time / byzrun's, in torch's and in numpy's float order),
     and how many entries are at least 1 in both."""
@@ -159,6 +163,12 @@ def add_byzfl(out, frame: pd.DataFrame) -> None:
     out.count("bench.byzfl.entries", len(timed))
     out.count("bench.byzfl.faster", int(((timed["ratio_torch"] >= 1) & (timed["ratio_numpy"] >= 1)).sum()))
     out.add("bench.byzfl.lowest_ratio", float(timed[["ratio_torch", "ratio_numpy"]].min().min()), ratio)
+    for order in ("torch", "numpy"):
+        out.count(f"bench.byzfl.faster_{order}", int((timed[f"ratio_{order}"] >= 1).sum()))
+        # a call's fixed cost (the attack's context, torch's views: tens of microseconds) weighs only
+        # on the calls of a few milliseconds: the lowest ratio of the longer ones
+        longer = timed[timed[f"byzrun_{order}_ms"] > SHORT_CALL_MS]
+        out.add(f"bench.byzfl.longer.lowest_ratio_{order}", float(longer[f"ratio_{order}"].min()), ratio)
 
 
 def add_bf16(out, frame: pd.DataFrame) -> None:
