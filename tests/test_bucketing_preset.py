@@ -307,8 +307,6 @@ def test_the_first_runs_paragraph_quotes_the_run_and_their_seeds():
     assert f"seed 0 at {seed0:.2f}%" in text and f"{seed0 - ours:.1f} points below" in text
     assert f"spreads over {krum.last5.max() - krum.last5.min():.1f} points" in text
     assert ", ".join(f"{v:.2f}" for v in krum.sort_values("seed").last5) in text
-    assert (
-        f"copies honest worker {summary.mimic_target}, theirs {int(krum[krum.seed == 0].mimic_target.iloc[0])}"
-        in text
-    )
+    their_target = int(krum[krum.seed == 0].mimic_target.iloc[0])
+    assert f"copies honest worker {summary.mimic_target}, theirs {their_target}" in text
     assert f"{summary.wall_seconds:,.0f} s of wall clock" in text
