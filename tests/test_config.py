@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-from omegaconf import open_dict
 
 from byzrun.config import config_hash, validate
 from byzrun.errors import ConfigError
@@ -61,17 +60,6 @@ def test_config_hash_ignores_where_and_how_but_not_what():
     assert config_hash(base) == config_hash(make_cfg("dataset=digits", "device=cpu", "results_dir=/x"))
     assert config_hash(base) != config_hash(make_cfg("dataset=digits", "seed=1"))
     assert config_hash(base) != config_hash(make_cfg("dataset=digits", "momentum.beta=0.5"))
-
-
-def test_reductions_enter_the_config_hash_only_in_numpys_order():
-    """torch's order is every committed run's: its default leaves their hashes; numpy's is another run."""
-    base = make_cfg("dataset=digits")
-    without_key = make_cfg("dataset=digits")
-    with open_dict(without_key):
-        del without_key["reductions"]  # a config written before the option existed
-    assert config_hash(base) == config_hash(without_key)
-    assert config_hash(base) == config_hash(make_cfg("dataset=digits", "reductions=torch"))
-    assert config_hash(base) != config_hash(make_cfg("dataset=digits", "reductions=numpy"))
 
 
 @pytest.mark.parametrize(

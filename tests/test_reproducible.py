@@ -116,13 +116,17 @@ def test_deterministic_true_in_a_process_that_loaded_torch_unpinned_is_refused(t
     assert torch.get_num_threads() == 1 and torch.backends.mkldnn.enabled
 
 
-def test_deterministic_enters_the_config_hash_only_when_true():
+@pytest.mark.parametrize("key,other", [("deterministic", "true"), ("reductions", "numpy")])
+def test_a_result_changing_option_enters_the_config_hash_only_away_from_its_default(key, other):
+    """deterministic=false and reductions=torch are every committed run's: at their defaults they leave
+    the hashes of runs written before the keys existed; the other value is another run."""
     base = make_cfg("dataset=digits")
     without_key = make_cfg("dataset=digits")
     with open_dict(without_key):
-        del without_key["deterministic"]  # a config written before the key existed
+        del without_key[key]  # a config written before the key existed
     assert config_hash(base) == config_hash(without_key)
-    assert config_hash(base) != config_hash(make_cfg("dataset=digits", "deterministic=true"))
+    assert config_hash(base) == config_hash(make_cfg("dataset=digits", f"{key}={base[key]}"))
+    assert config_hash(base) != config_hash(make_cfg("dataset=digits", f"{key}={other}"))
 
 
 @pytest.mark.parametrize(
