@@ -324,3 +324,22 @@ def test_a_sweep_plan_counts_and_estimates_without_training(tmp_path, monkeypatc
     assert "4 runs: 0 done" not in out  # no sweep summary of runs that never ran
     assert sorted(p for p in results.rglob("*")) == before  # no run folder, no sweep folder
     assert "BYZRUN_PLAN_DIR" not in __import__("os").environ
+
+
+def test_a_plan_probes_once_per_cost_not_per_seed_or_data_split():
+    """The probe's key leaves out what does not change a round's cost (the seed, the labels, the split);
+    the worker counts, the rule and the attack stay in."""
+    from byzrun.plan import _cost_key
+
+    base = point_cfg("experiment=byzfl_heatmap_mnist", "m=2")
+    same = [
+        point_cfg("experiment=byzfl_heatmap_mnist", "m=2", "split.gamma=0.0", "seed=2"),
+        point_cfg("experiment=byzfl_heatmap_mnist", "m=2", "split=dirichlet", "split.alpha=0.1"),
+    ]
+    other = [
+        point_cfg("experiment=byzfl_heatmap_mnist", "m=3"),
+        point_cfg("experiment=byzfl_heatmap_mnist", "m=2", "cell=byzfl/gm"),
+        point_cfg("experiment=byzfl_heatmap_mnist", "m=2", "attack=alie_optimal_plus"),
+    ]
+    assert all(_cost_key(cfg) == _cost_key(base) for cfg in same)
+    assert len({_cost_key(cfg) for cfg in [base, *other]}) == 4
