@@ -15,11 +15,13 @@ import torch.nn.functional as F
 
 from byzrun.build import build_attack, build_defense
 from byzrun.models import build_model
+from byzrun.report.scores import Metric
 from byzrun.train import prepare, run
 from tests.conftest import make_cfg
 from tests.test_sweeps import point_cfg, sweep_values
 
 ROOT = Path(__file__).resolve().parent.parent
+LAST5 = Metric("last-k", 5)
 CELLS = ["avg", "krum", "cm", "rfa", "cclip"]
 BUCKETING = "defense.pre=[{name:bucketing,s:2}]"
 
@@ -311,3 +313,13 @@ def test_the_runs_table_and_paragraph_quote_the_runs_and_their_seeds():
         for seed in (0, 1)
     ]
     assert f"Krum chose a Byzantine copy in {chosen[0]} (seed 0) and {chosen[1]} (seed 1) of the 20" in text
+    (rerun,) = bucketing_numbers().collect(folder / "their_worker")  # their copied worker, outside the table
+    assert int(rerun.value("mimic_target")) == 14 and rerun.seed == 0
+    assert (
+        f"`attack.target=14`, in `their_worker/runs/`, outside the table) ends at {LAST5.of(rerun):.2f}"
+        in text
+    )
+    assert (
+        f"where byzrun's own choice gave {bucketing_numbers().ours(folder)[('Krum', 0, 'noniid')][0]:.2f}"
+        in text
+    )
