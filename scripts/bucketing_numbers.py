@@ -34,13 +34,17 @@ def theirs(results_dir: Path) -> dict[tuple[str, int, str], list[float]]:
     return cells
 
 
+def cell_of(run) -> tuple[str, int, str]:
+    """A byzrun run's cell in their terms: (rule, bucket size s or 0, iid or noniid)."""
+    pre = run.settings.get("defense.pre") or []
+    s = next((int(step.get("s", 2)) for step in pre if isinstance(step, dict)), 2 if pre else 0)
+    return run.text("row"), s, DATA[str(run.settings.get("split.name", "iid"))]
+
+
 def ours(results_dir: Path) -> dict[tuple[str, int, str], list[float]]:
     cells: dict[tuple[str, int, str], list[float]] = {}
     for run in collect(results_dir):
-        pre = run.settings.get("defense.pre") or []
-        s = next((int(step.get("s", 2)) for step in pre if isinstance(step, dict)), 2 if pre else 0)
-        data = DATA[str(run.settings.get("split.name", "iid"))]
-        cells.setdefault((run.text("row"), s, data), []).append(LAST.of(run))
+        cells.setdefault(cell_of(run), []).append(LAST.of(run))
     return cells
 
 
@@ -79,10 +83,8 @@ def runs_table(results_dir: Path) -> list[str]:
     ]
     rows = []
     for run in collect(results_dir):
-        pre = run.settings.get("defense.pre") or []
-        s = next((int(step.get("s", 2)) for step in pre if isinstance(step, dict)), 2 if pre else 0)
-        data = DATA[str(run.settings.get("split.name", "iid"))]
-        rows.append((RULES.index(run.text("row")), data, s, run.seed, run))
+        rule, s, data = cell_of(run)
+        rows.append((RULES.index(rule), data, s, run.seed, run))
     for _, data, s, seed, run in sorted(rows, key=lambda r: r[:4]):
         rule = run.text("row")
         them = their[(rule, s, data, seed)]
