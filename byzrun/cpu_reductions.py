@@ -48,6 +48,8 @@ _TWO_PASS_BYTES = 1 << 20
 #: the values of the run option `reductions`: torch's order (the default) or numpy's
 ORDERS = ("torch", "numpy")
 _order = "torch"
+#: the dtypes reduced here (numpy's names for float32 and float64)
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def use(order: str) -> None:
@@ -58,17 +60,26 @@ def use(order: str) -> None:
     _order = order
 
 
-def _numpy_order(X: Tensor) -> bool:
-    """Whether X is reduced in numpy's order: chosen, and a matrix numpy can read in place."""
-    return (
-        _order == "numpy"
-        and X.device.type == "cpu"
-        and X.dim() == 2
-        and X.dtype in (torch.float32, torch.float64)
-        and X.is_contiguous()
-        and not X.requires_grad
-        and X.shape[0] > 0
-    )
+def cpu_matrix(X: Tensor) -> np.ndarray | None:
+    """X's memory as a numpy array when X is a C-contiguous float32/float64 CPU matrix outside autograd,
+    else None. One `numpy()` call and numpy's flags instead of six tensor attribute reads: each of
+    those costs tens of microseconds when a round's [n, d] data has pushed torch's code out of the
+    caches, a sizeable share of the short calls (make bench)."""
+    try:
+        x = X.numpy()  # refused off the CPU, under autograd, and for dtypes numpy lacks
+    except (TypeError, RuntimeError):
+        return None
+    if x.ndim == 2 and x.dtype in _FLOATS and x.flags.c_contiguous:
+        return x
+    return None
+
+
+def _numpy_order(X: Tensor) -> np.ndarray | None:
+    """X as a numpy array when it is reduced in numpy's order (chosen, and readable in place), else None."""
+    if _order != "numpy":
+        return None
+    x = cpu_matrix(X)
+    return x if x is not None and len(x) > 0 else None
 
 
 def _numpy_mean(x: np.ndarray) -> np.ndarray:
@@ -77,16 +88,14 @@ def _numpy_mean(x: np.ndarray) -> np.ndarray:
     return np.divide(out, len(x), out=out)
 
 
+def _serial_view(X: Tensor) -> np.ndarray | None:
+    """X as a numpy array when torch reduces its rows on one CPU thread, in the order reproduced here."""
+    return cpu_matrix(X) if torch.get_num_threads() == 1 else None
+
+
 def serial_cpu(X: Tensor) -> bool:
     """Whether torch reduces X's rows on one CPU thread, in the order reproduced here."""
-    return (
-        X.device.type == "cpu"
-        and X.dim() == 2
-        and X.dtype in (torch.float32, torch.float64)
-        and X.is_contiguous()
-        and not X.requires_grad
-        and torch.get_num_threads() == 1
-    )
+    return _serial_view(X) is not None
 
 
 def _ceil_log2(x: int) -> int:
@@ -130,40 +139,49 @@ def _cascade(X: np.ndarray, out: np.ndarray) -> None:
 
 def row_sum(X: Tensor) -> Tensor:
     """X.sum(dim=0), bit for bit."""
-    n, d = X.shape
-    if _numpy_order(X):
-        return torch.from_numpy(np.add.reduce(X.numpy(), axis=0))
-    if not serial_cpu(X) or n == 0 or d < 2 * _BLOCK:
+    x = _numpy_order(X)
+    if x is not None:
+        return torch.from_numpy(np.add.reduce(x, axis=0))
+    return _torch_order_sum(X, _serial_view(X))
+
+
+def _torch_order_sum(X: Tensor, x: np.ndarray | None) -> Tensor:
+    """X.sum(dim=0) in torch's order, given x = _serial_view(X)."""
+    if x is None or x.shape[0] == 0 or x.shape[1] < 2 * _BLOCK:
         return X.sum(dim=0)
+    d = x.shape[1]
     mine = _BLOCK * (d // _BLOCK - 1)  # leaves torch one whole block before its tail, as in its own call
-    out = torch.empty(d, dtype=X.dtype)
-    x, o = X.numpy(), out.numpy()
+    o = np.empty(d, x.dtype)
     with np.errstate(all="ignore"):
         # whole rows (numpy is fastest on contiguous chunks of rows), the tail too, redone by torch below
         for start in range(0, d, _SUM_COLUMNS):  # each column's additions are its own: any blocks do
             _cascade(x[:, start : start + _SUM_COLUMNS], o[start : start + _SUM_COLUMNS])
+    out = torch.from_numpy(o)
     out[mine:] = X[:, mine:].sum(dim=0)
     return out
 
 
 def row_mean(X: Tensor) -> Tensor:
     """X.mean(dim=0), bit for bit: torch's CPU mean is the sum divided by the row count."""
-    if _numpy_order(X):
+    x = _numpy_order(X)
+    if x is not None:
         with np.errstate(all="ignore"):
-            return torch.from_numpy(_numpy_mean(X.numpy()))
-    if not serial_cpu(X) or len(X) == 0:
+            return torch.from_numpy(_numpy_mean(x))
+    x = _serial_view(X)
+    if x is None or len(x) == 0:
         return X.mean(dim=0)
-    return row_sum(X).div_(len(X))
+    return _torch_order_sum(X, x).div_(len(x))
 
 
 def row_std_mean(X: Tensor, correction: int) -> tuple[Tensor, Tensor]:
     """torch.std_mean(X, dim=0, correction=correction), bit for bit: (std, mean)."""
-    n, d = X.shape
-    if _numpy_order(X) and d > 0:
-        return _two_pass_std_mean(X.numpy(), correction)
-    if not serial_cpu(X) or n == 0 or d == 0:
+    x = _numpy_order(X)
+    if x is not None and x.shape[1] > 0:
+        return _two_pass_std_mean(x, correction)
+    x = _serial_view(X)
+    if x is None or 0 in x.shape:
         return torch.std_mean(X, dim=0, correction=correction)
-    x = X.numpy()
+    n, d = x.shape
     mean, std = np.empty(d, x.dtype), np.empty(d, x.dtype)
     width = min(d, _WELFORD_COLUMNS)
     mu, m2, delta, t = (np.empty(width) for _ in range(4))

@@ -27,7 +27,6 @@ from torch import Tensor
 
 from byzrun import cpu_reductions, default_m, reproducible
 from byzrun.attacks import Attack, AttackContext
-from byzrun.attacks.base import write_rows
 from byzrun.build import build_attack, build_defense, check_attack_early
 from byzrun.config import config_hash, resolve_device, validate
 from byzrun.data import Data, load_data
@@ -163,10 +162,11 @@ def train(s: Setup) -> dict:
 
         # ---- the attack replaces the last m rows
         if m:
+            honest, own = G.split_with_sizes((h, m))  # both views in one call (make bench)
             ctx = AttackContext(
-                honest=G[:h], own=G[h:], n=n, m=m, round=t, defense=s.defense, model=model, lr=lr
+                honest=honest, own=own, n=n, m=m, round=t, defense=s.defense, model=model, lr=lr
             )
-            write_rows(G, h, s.attack(ctx))
+            own.copy_(s.attack(ctx))
 
         # ---- the server aggregates; a non-finite aggregate ends the run. A round without statistics
         # reads G no more: its pre-aggregation may write into G (clipping: no new [n, d] matrix)

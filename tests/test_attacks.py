@@ -659,20 +659,3 @@ def test_backdoor_lr_fading_is_the_server_lr_scaled_by_F_over_round_plus_F():
     torch.testing.assert_close(out, plain(ctx))
     ctx.lr = 0.1
     assert not torch.allclose(out, plain(ctx))
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
-def test_write_rows_is_torchs_assignment_bit_for_bit(dtype):
-    """The round's copy of the Byzantine rows (numpy's copy on a CPU, from the single row of a broadcast
-    view) leaves the very bits `G[h:] = rows` leaves, NaN, infinities and -0.0 included."""
-    from byzrun.attacks.base import write_rows
-
-    g = torch.Generator().manual_seed(0)
-    G = torch.randn(9, 70, generator=g).to(dtype)
-    row = torch.randn(70, generator=g).to(dtype)
-    row[:3] = torch.tensor([float("nan"), float("-inf"), -0.0], dtype=dtype)
-    for rows in (row.expand(3, -1), torch.randn(3, 70, generator=g).to(dtype), row.expand(1, -1)):
-        ours, theirs = G.clone(), G.clone()
-        write_rows(ours, 9 - len(rows), rows)
-        theirs[9 - len(rows) :] = rows
-        assert ours.view(torch.uint8).equal(theirs.view(torch.uint8))  # byte for byte

@@ -81,7 +81,7 @@ class ALIE(Attack):
             self.log.record(chosen)
         else:
             row = mu + self.z * step
-        return row.expand(ctx.rows, -1)  # a view: the round copies it into the matrix once
+        return row.expand(ctx.m, -1)  # a view: the round copies it into the matrix once
 
     def eval_metrics(self, model=None) -> dict[str, Any]:
         return {"factor": self.log.last_value()} if self.mode in ADAPTIVE else {}

@@ -193,7 +193,7 @@ class ALIEBackdoor(Attack):
         if self.convention == "alie_code":
             g -= 2 * mu
         row = torch.minimum(torch.maximum(g, mu - self.z * sigma), mu + self.z * sigma)
-        return row.expand(ctx.rows, -1).contiguous()
+        return row.expand(ctx.m, -1).contiguous()
 
     @torch.no_grad()
     def backdoor_accuracy(self, model) -> float:

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
@@ -27,7 +25,7 @@ class AttackContext:
     honest: Tensor  # [n-m, d] what the honest workers submit (their velocities under worker momentum)
     own: Tensor  # [m, d] what the corrupted workers would have submitted honestly
     n: int
-    m: int
+    m: int  # this attack's Byzantine rows: own's row count, and the rows it returns
     round: int
     defense: Pipeline  # the server's aggregation (pre-aggregation steps and rule), for adaptive attacks
     model: FlatModel  # the server's model and its flat parameters, for attacks that train
@@ -41,23 +39,6 @@ class AttackContext:
     def declared_f(self) -> int:
         """The f passed to the defense: what the server was told, not this part's row count."""
         return self.m if self.f is None else self.f
-
-    @property
-    def rows(self) -> int:
-        """How many rows this attack must return."""
-        return self.own.shape[0]
-
-
-def write_rows(G: Tensor, start: int, rows: Tensor) -> None:
-    """G[start:] = rows, the round's copy of the Byzantine rows into its matrix. On a CPU numpy's
-    broadcasting copy does it, from the one row itself when rows is m copies of it (a broadcast view):
-    the same bits, 15% faster than torch's copy or numpy's from the [m, d] view (make bench)."""
-    cpu = G.device.type == "cpu" and rows.device.type == "cpu" and G.dtype == rows.dtype
-    if cpu and G.dtype in (torch.float32, torch.float64) and not (G.requires_grad or rows.requires_grad):
-        source = rows[0] if rows.dim() == 2 and rows.stride(0) == 0 else rows
-        np.copyto(G.numpy()[start:], source.numpy())
-    else:
-        G[start:] = rows
 
 
 class Attack:

@@ -106,7 +106,7 @@ class Fang(Attack):
             )
 
     def __call__(self, ctx: AttackContext) -> Tensor:
-        honest, k = ctx.honest, ctx.rows
+        honest, k = ctx.honest, ctx.m
         if self.variant == "trim":
             return trim_rows(honest, k, float(self.b))
         direction = -torch.sign(honest.mean(dim=0))

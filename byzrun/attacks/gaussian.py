@@ -56,7 +56,7 @@ class Gaussian(Attack):
             rows += row_mean(ctx.honest)
         elif self.center != "zero":
             rows += float(self.center)
-        return rows.expand(ctx.rows, -1) if self.shared else rows  # shared: a view, copied once by the round
+        return rows.expand(ctx.m, -1) if self.shared else rows  # shared: a view, copied once by the round
 
     def summary_fields(self) -> dict:
         return {"sigma": float(self.sigma)}

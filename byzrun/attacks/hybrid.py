@@ -94,7 +94,7 @@ class Hybrid(Attack):
 
     def __call__(self, ctx: AttackContext) -> Tensor:
         parts = self._ensure_parts()
-        m_main, k = self.split(ctx.rows)
+        m_main, k = self.split(ctx.m)
         f = ctx.declared_f
         own_main, own_other = ctx.own[:m_main], ctx.own[m_main:]
         before = [] if ctx.others is None else [ctx.others]

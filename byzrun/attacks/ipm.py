@@ -65,7 +65,7 @@ class IPM(Attack):
             self.log.record(chosen)
         else:
             row = mean.mul_(-float(self.epsilon))  # = epsilon * (-mean), bit for bit, in one pass
-        return row.expand(ctx.rows, -1)  # a view: the round copies it into the matrix once
+        return row.expand(ctx.m, -1)  # a view: the round copies it into the matrix once
 
     def eval_metrics(self, model=None) -> dict[str, Any]:
         return {"factor": self.log.last_value()} if self.epsilon in ADAPTIVE else {}

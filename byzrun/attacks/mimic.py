@@ -82,7 +82,7 @@ class Mimic(Attack):
             self._power_step(ctx.honest)
             self.chosen = int(torch.argmax(ctx.honest @ self.z))
         self.rounds += 1
-        return ctx.honest[self.chosen].expand(ctx.rows, -1)  # a view: the round copies it once
+        return ctx.honest[self.chosen].expand(ctx.m, -1)  # a view: the round copies it once
 
     def summary_fields(self) -> dict[str, Any]:
         return {"mimic_target": self.chosen}

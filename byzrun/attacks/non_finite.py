@@ -25,4 +25,4 @@ class NonFinite(Attack):
             raise ConfigError(f"attack.value must be nan, inf or -inf, got {self.value!r}")
 
     def __call__(self, ctx: AttackContext) -> Tensor:
-        return ctx.own.new_full(ctx.own.shape[1:], self.value).expand(ctx.rows, -1)  # one row, viewed m times
+        return ctx.own.new_full(ctx.own.shape[1:], self.value).expand(ctx.m, -1)  # one row, viewed m times

@@ -35,7 +35,7 @@ RATIO = 0.8  # step shrink factor after the expansion, ByzFL's `ratio`
 @torch.no_grad()
 def optimal_factor(ctx: AttackContext, base: Tensor, direction: Tensor) -> tuple[Tensor, Tensor]:
     """Returns the chosen row [d] and the chosen factor (a 0-dim float64 tensor on the device)."""
-    h, k = ctx.honest.shape[0], ctx.rows
+    h, k = ctx.honest.shape[0], ctx.m
     parts = [ctx.honest, base.expand(k, -1)]
     if ctx.others is not None:
         parts.append(ctx.others)

@@ -139,7 +139,7 @@ class PerturbationSearch:
             self.reduce_honest,
             self.reduce_crafted,
         )
-        return row.expand(ctx.rows, -1)  # one row for every Byzantine worker, copied once by the round
+        return row.expand(ctx.m, -1)  # one row for every Byzantine worker, copied once by the round
 
     def summary_fields(self) -> dict[str, Any]:
         return {"gamma": self.gamma}

@@ -54,7 +54,7 @@ class FactorSearch:
     def __call__(self, ctx: AttackContext, base: Tensor, direction: Tensor) -> tuple[Tensor, Tensor]:
         """Returns the chosen row [d] and the chosen factor (a 0-dim tensor, no host sync)."""
         values = self.values if self.values is not None else self.check()
-        h, k = ctx.honest.shape[0], ctx.rows
+        h, k = ctx.honest.shape[0], ctx.m
         parts = [ctx.honest, base.expand(k, -1)]
         if ctx.others is not None:
             parts.append(ctx.others)

@@ -13,8 +13,9 @@ run the same code in both. Each repeat times the four calls one after the other 
 machine noise hits all alike); the median of the repeats counts.
 
 An attack's time is that of writing the f Byzantine rows of the matrix, what a round needs:
-byzrun's `write_rows(G, h, attack(ctx))` (byzrun/attacks/base.py), ByzFL's `G[h:] = attack(G[:h])`
-(its attacks return one vector, which its ByzantineClient sends from all f workers). ByzFL's
+byzrun's context, its call and the copy into the matrix as byzrun/train.py runs them, ByzFL's
+`G[h:] = attack(G[:h])` (its attacks return one vector, which its ByzantineClient sends from all f
+workers). ByzFL's
 Gaussian draws one vector: it is compared with `gaussian shared=true`; its SignFlipping sends
 -mean(honest), byzrun's `ipm factor=1`.
 
@@ -43,7 +44,6 @@ import torch
 
 from byzrun import attacks, cpu_reductions, defenses
 from byzrun.attacks import AttackContext
-from byzrun.attacks.base import write_rows
 from byzrun.bench.aggregation import _matrix, _sync
 from byzrun.errors import ConfigError
 from byzrun.preaggregation.arc import AdaptiveRobustClipping
@@ -189,8 +189,9 @@ def _calls(byzfl, G: torch.Tensor, f: int, device: str, only: list[str] | None =
         attack.validate(n=n, m=f)
 
         def ours(attack=attack, rule=rule):
-            ctx = AttackContext(honest=X[:h], own=X[h:], n=n, m=f, round=0, defense=rule, model=None, lr=0.1)
-            write_rows(X, h, attack(ctx))  # as a round writes them
+            honest, own = X.split_with_sizes((h, f))  # as a round writes them (byzrun/train.py)
+            ctx = AttackContext(honest=honest, own=own, n=n, m=f, round=0, defense=rule, model=None, lr=0.1)
+            own.copy_(attack(ctx))
 
         def on(A, theirs):
             A[h:] = theirs(A[:h])
