@@ -159,6 +159,25 @@ def test_monna_hand_computed_ties_go_to_the_lower_index():
     assert MONNA(pivot=3)(G, 2).tolist() == [2.0, 2.0]  # row 3 and its nearest, row 1 (dist^2 18 < 26)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("block_bytes", [1, 4096, 1 << 20])
+def test_monna_distances_in_blocks_of_rows_are_the_one_matrix_bits(monkeypatch, dtype, block_bytes):
+    """On a CPU MoNNA's distances to the pivot are taken a few rows at a time (no second [n, d] matrix):
+    byte for byte those of one vector_norm over G - G[pivot], NaN, infinities and -0.0 included."""
+    from byzrun.defenses import monna
+
+    monkeypatch.setattr(monna, "_BLOCK_BYTES", block_bytes)
+    g = torch.Generator().manual_seed(3)
+    for n, d in [(3, 5), (7, 1000), (51, 20011)]:
+        scale = torch.rand(n, 1, generator=g, dtype=torch.float64) * 10
+        G = (torch.randn(n, d, generator=g, dtype=torch.float64) * scale).to(dtype)
+        G[1, :3] = torch.tensor([math.nan, math.inf, -0.0], dtype=dtype)
+        G[2] = G[0]
+        for pivot in (0, n - 1):
+            ours = monna.distances_to(G, pivot)
+            assert ours.numpy().tobytes() == torch.linalg.vector_norm(G - G[pivot], dim=1).numpy().tobytes()
+
+
 def test_caf_hand_computed_one_coordinate():
     # 0, 1, 2, 9 with f = 1: step 1 mean 3, variance 12.5, tau = 9, 4, 1, 36 -> row 3 weight 0 and the
     # others 1 - tau/36 = 3/4, 8/9, 35/36: total 2.61 > n - 2f = 2, so a step 2 with mu_c =

@@ -16,8 +16,26 @@ import math
 import torch
 from torch import Tensor
 
+from byzrun.cpu_reductions import row_mean
 from byzrun.defenses.base import MAJORITY, Defense
 from byzrun.errors import ConfigError
+
+#: bytes of G - pivot per block of rows on a CPU: a few cached MiB at a time instead of a second [n, d]
+#: matrix, whose fresh pages cost more than the arithmetic (make bench: 3x faster at d=1e6)
+_BLOCK_BYTES = 4 << 20
+
+
+def distances_to(G: Tensor, pivot: int) -> Tensor:
+    """||G_j - G_pivot|| for every row j: n differences, exact up to one rounding, no Gram matrix.
+    On a CPU in blocks of rows, the same bits (each row's norm is a reduction of its own row)."""
+    n, d = G.shape
+    rows = n if G.device.type != "cpu" else max(1, _BLOCK_BYTES // max(1, d * G.element_size()))
+    if rows >= n:
+        return torch.linalg.vector_norm(G - G[pivot], dim=1)
+    out = torch.empty(n, dtype=G.dtype)
+    for start in range(0, n, rows):
+        torch.linalg.vector_norm(G[start : start + rows] - G[pivot], dim=1, out=out[start : start + rows])
+    return out
 
 
 class NearestNeighbourAveraging(Defense):
@@ -45,10 +63,9 @@ class NearestNeighbourAveraging(Defense):
     def select(self, G: Tensor, f: int) -> Tensor:
         n = G.shape[0]
         k = max(1, min(n - f, n))
-        # distances to one row: n differences, exact up to one rounding, no Gram matrix needed
-        dist = torch.linalg.vector_norm(G - G[self.pivot], dim=1).to("cpu", torch.float64)
+        dist = distances_to(G, self.pivot).to("cpu", torch.float64)
         dist = torch.nan_to_num(dist, nan=math.inf)
         return torch.sort(dist, stable=True).indices[:k].to(G.device)
 
     def __call__(self, G: Tensor, f: int) -> Tensor:
-        return G[self.select(G, f)].mean(0)
+        return row_mean(G[self.select(G, f)])  # .mean(0), bit for bit, faster on a CPU

@@ -52,4 +52,4 @@ class Bucketing(PreAggregator):
         sums = torch.zeros(buckets, G.shape[1], dtype=G.dtype, device=G.device).index_add_(0, bucket, G)
         sizes = torch.bincount(bucket, minlength=buckets).to(G.dtype)
         members = bucket[None, :] == torch.arange(buckets, device=G.device)[:, None]
-        return sums / sizes[:, None], members
+        return sums.div_(sizes[:, None]), members  # in place: no second [n/s, d] matrix
