@@ -10,7 +10,9 @@ tensors, where its means and deviations are torch's, or numpy arrays, where they
 its default `reductions=torch` is timed against ByzFL on torch tensors (ratio_torch), and with
 `reductions=numpy` against ByzFL on numpy arrays (ratio_numpy); the entries without such reductions
 run the same code in both. Each repeat times the four calls one after the other (interleaved, so
-machine noise hits all alike); the median of the repeats counts.
+machine noise hits all alike), in an order drawn afresh for every repeat (seeded by the entry, so a
+rerun draws the same orders: no call keeps the place right after another); the median of the repeats
+counts.
 
 An attack's time is that of writing the f Byzantine rows of the matrix, what a round needs:
 byzrun's context, its call and the copy into the matrix as byzrun/train.py runs them, ByzFL's
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import random
 import signal
 import time
 from contextlib import contextmanager
@@ -273,10 +276,11 @@ def compare(
                 row["skipped"] = f"{', '.join(endless)}: no result in {timeout_s:g} s"
             times: dict[str, list[float]] = {way: [] for way in ways}
             began = time.perf_counter()
+            order = random.Random(f"{name} {d}")  # each repeat its own order: no place favours a call
             for done in range(repeats):
                 if done >= 3 and time.perf_counter() - began > budget_s:
                     break  # the slow entries (line searches at d=1e6): 3 repeats
-                for way in ways:
+                for way in order.sample(ways, len(ways)):
                     entry["fresh"]()
                     _sync(device)
                     cpu_reductions.use(WAYS[way])
