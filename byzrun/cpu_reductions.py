@@ -60,11 +60,11 @@ def use(order: str) -> None:
     _order = order
 
 
-def cpu_matrix(X: Tensor) -> np.ndarray | None:
+def _cpu_matrix(X: Tensor) -> np.ndarray | None:
     """X's memory as a numpy array when X is a C-contiguous float32/float64 CPU matrix outside autograd,
     else None. One `numpy()` call and numpy's flags instead of six tensor attribute reads: each of
-    those costs tens of microseconds when a round's [n, d] data has pushed torch's code out of the
-    caches, a sizeable share of the short calls (make bench)."""
+    those costs many times its warm cost once a round's [n, d] data has pushed torch's code out of the
+    caches, a visible share of the calls under a millisecond (make bench)."""
     try:
         x = X.numpy()  # refused off the CPU, under autograd, and for dtypes numpy lacks
     except (TypeError, RuntimeError):
@@ -78,7 +78,7 @@ def _numpy_order(X: Tensor) -> np.ndarray | None:
     """X as a numpy array when it is reduced in numpy's order (chosen, and readable in place), else None."""
     if _order != "numpy":
         return None
-    x = cpu_matrix(X)
+    x = _cpu_matrix(X)
     return x if x is not None and len(x) > 0 else None
 
 
@@ -90,7 +90,7 @@ def _numpy_mean(x: np.ndarray) -> np.ndarray:
 
 def _serial_view(X: Tensor) -> np.ndarray | None:
     """X as a numpy array when torch reduces its rows on one CPU thread, in the order reproduced here."""
-    return cpu_matrix(X) if torch.get_num_threads() == 1 else None
+    return _cpu_matrix(X) if torch.get_num_threads() == 1 else None
 
 
 def serial_cpu(X: Tensor) -> bool:

@@ -21,7 +21,7 @@ from byzrun.defenses.base import MAJORITY, Defense
 from byzrun.errors import ConfigError
 
 #: bytes of G - pivot per block of rows on a CPU: a few cached MiB at a time instead of a second [n, d]
-#: matrix, whose fresh pages cost more than the arithmetic (make bench: 3x faster at d=1e6)
+#: matrix, whose fresh pages cost more than the arithmetic at large d (make bench, d=1e6)
 _BLOCK_BYTES = 4 << 20
 
 
