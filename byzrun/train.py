@@ -26,7 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from byzrun import cpu_reductions, default_m, reproducible
-from byzrun.attacks import Attack, AttackContext
+from byzrun.attacks import Attack
+from byzrun.attacks.base import replace_byzantine_rows
 from byzrun.build import build_attack, build_defense, check_attack_early
 from byzrun.config import config_hash, resolve_device, validate
 from byzrun.data import Data, load_data
@@ -162,11 +163,7 @@ def train(s: Setup) -> dict:
 
         # ---- the attack replaces the last m rows
         if m:
-            honest, own = G.split_with_sizes((h, m))  # both views in one call (make bench)
-            ctx = AttackContext(
-                honest=honest, own=own, n=n, m=m, round=t, defense=s.defense, model=model, lr=lr
-            )
-            own.copy_(s.attack(ctx))
+            replace_byzantine_rows(G, m, s.attack, round=t, defense=s.defense, model=model, lr=lr)
 
         # ---- the server aggregates; a non-finite aggregate ends the run. A round without statistics
         # reads G no more: its pre-aggregation may write into G (clipping: no new [n, d] matrix)

@@ -659,3 +659,27 @@ def test_backdoor_lr_fading_is_the_server_lr_scaled_by_F_over_round_plus_F():
     torch.testing.assert_close(out, plain(ctx))
     ctx.lr = 0.1
     assert not torch.allclose(out, plain(ctx))
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [attacks.Mimic(target=2), attacks.IPM(factor=0.5), attacks.SignFlip(scale=1.0)],
+    ids=lambda a: a.name,
+)
+def test_the_round_replaces_only_the_byzantine_rows_with_what_the_attack_sends(attack):
+    """replace_byzantine_rows (the round's attack step, timed by make bench) leaves the honest rows as they
+    were and writes the attack's rows, a broadcast view (Mimic, IPM) or one row per worker (sign flip)."""
+    from byzrun.attacks.base import replace_byzantine_rows
+
+    h, m = 7, 3
+    G = torch.randn(h + m, 50, generator=torch.Generator().manual_seed(0))
+    before = G.clone()
+    attack.validate(n=h + m, m=m, data=None)
+    replace_byzantine_rows(G, m, attack, round=0, defense=MeanRule(), model=None, lr=0.1)
+    assert G[:h].equal(before[:h])
+    expected = {
+        "mimic": before[2].expand(m, -1),
+        "ipm": -0.5 * before[:h].mean(0).expand(m, -1),
+        "sign_flip": -before[h:],
+    }[attack.name]
+    torch.testing.assert_close(G[h:], expected, rtol=1e-6, atol=1e-7)

@@ -72,3 +72,15 @@ class Attack:
     def summary_fields(self) -> dict[str, Any]:
         """Extra columns for summary.csv (e.g. the z actually used)."""
         return {}
+
+
+def replace_byzantine_rows(
+    G: Tensor, m: int, attack: Attack, *, round: int, defense, model, lr: float
+) -> None:
+    """A round's attack step, in place: the last m rows of G become what `attack` sends, having seen
+    the first n-m. Both views come from one split and the rows are copied once (a broadcast view too):
+    the fewest torch calls, which count in the short attacks (make bench times this very function)."""
+    n = G.shape[0]
+    honest, own = G.split_with_sizes((n - m, m))
+    ctx = AttackContext(honest=honest, own=own, n=n, m=m, round=round, defense=defense, model=model, lr=lr)
+    own.copy_(attack(ctx))

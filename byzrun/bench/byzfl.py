@@ -15,7 +15,7 @@ rerun draws the same orders: no call keeps the place right after another); the m
 counts.
 
 An attack's time is that of writing the f Byzantine rows of the matrix, what a round needs:
-byzrun's context, its call and the copy into the matrix as byzrun/train.py runs them, ByzFL's
+byzrun's `replace_byzantine_rows` (the context, the call and the copy, as a round runs them), ByzFL's
 `G[h:] = attack(G[:h])` (its attacks return one vector, which its ByzantineClient sends from all f
 workers). ByzFL's
 Gaussian draws one vector: it is compared with `gaussian shared=true`; its SignFlipping sends
@@ -46,7 +46,7 @@ import pandas as pd
 import torch
 
 from byzrun import attacks, cpu_reductions, defenses
-from byzrun.attacks import AttackContext
+from byzrun.attacks.base import replace_byzantine_rows
 from byzrun.bench.aggregation import _matrix, _sync
 from byzrun.errors import ConfigError
 from byzrun.preaggregation.arc import AdaptiveRobustClipping
@@ -192,9 +192,7 @@ def _calls(byzfl, G: torch.Tensor, f: int, device: str, only: list[str] | None =
         attack.validate(n=n, m=f)
 
         def ours(attack=attack, rule=rule):
-            honest, own = X.split_with_sizes((h, f))  # as a round writes them (byzrun/train.py)
-            ctx = AttackContext(honest=honest, own=own, n=n, m=f, round=0, defense=rule, model=None, lr=0.1)
-            own.copy_(attack(ctx))
+            replace_byzantine_rows(X, f, attack, round=0, defense=rule, model=None, lr=0.1)  # as a round
 
         def on(A, theirs):
             A[h:] = theirs(A[:h])

@@ -165,8 +165,8 @@ def add_byzfl(out, frame: pd.DataFrame) -> None:
     out.add("bench.byzfl.lowest_ratio", float(timed[["ratio_torch", "ratio_numpy"]].min().min()), ratio)
     for order in ("torch", "numpy"):
         out.count(f"bench.byzfl.faster_{order}", int((timed[f"ratio_{order}"] >= 1).sum()))
-        # a call's fixed cost (the attack's context, torch's views: tens of microseconds) weighs only
-        # on the calls of a few milliseconds: the lowest ratio of the longer ones
+        # a call's fixed cost (the attack's context, torch's views) weighs only on the calls of a few
+        # milliseconds: the lowest ratio of the longer ones
         longer = timed[timed[f"byzrun_{order}_ms"] > SHORT_CALL_MS]
         out.add(f"bench.byzfl.longer.lowest_ratio_{order}", float(longer[f"ratio_{order}"].min()), ratio)
 
